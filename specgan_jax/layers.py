@@ -1,0 +1,229 @@
+"""The layers SpecGAN needs, each with two equivalent ways to compute it.
+
+Parameters are stored in the original's layouts whatever the implementation, so checkpoints,
+weight conversion and the parity suite do not care how a layer is computed:
+
+  Conv (stride 2 or 1)     kernel [K, K, in, out]   (TF/Flax; torch Conv2d.weight.permute(2,3,1,0))
+  ConvTranspose (stride 2) kernel [K, K, out, in]   (TF conv2d_transpose / Flax transpose_kernel=True;
+                                                     torch ConvTranspose2d.weight.permute(2,3,1,0))
+
+Index conventions for a stride-2 layer along one spatial axis (the other is the same), with
+`p` the number of zeros padded before the input in the equivalent forward convolution:
+
+  strided conv:     y[i] = sum_k x[2i + k - p] w[k]
+  transposed conv:  y[j] = sum_{i,k : j = 2i + k - p} x[i] w[k]       (its adjoint)
+
+  padding="same"  (TF 'SAME', even input):  p = (K - 2) // 2   (K=5: pads 1 before, 2 after)
+  padding="torch" (the seed's padding=2):   p = K // 2         (K=5: pads 2 and 2; transposed
+                                                                 conv with output_padding=1)
+
+The "phase" implementation (sub-pixel decomposition) rewrites every stride-2 layer as one
+stride-1 3x3 convolution on the half-resolution grid: output phase r in {0,1} at offset
+d in {-1,0,1} of the half-resolution input uses tap k(r, d) of the 5-tap kernel (or none):
+
+  transposed conv:   j = 2m + r reads x[m + d]  with  k = r + p - 2d
+  strided conv:      x[2(i + d) + r] = s2d(x)[i + d, r]  with  k = 2d + r + p
+  nearest x2 + conv: j = 2m + r reads x[m + floor((r + k - 2) / 2)]  (taps summed per d)
+
+so G's transposed convs become conv3x3 -> depth-to-space and D's strided convs become
+space-to-depth -> conv3x3. No lhs-dilated convolution remains, in the forward pass nor in any
+gradient, which XLA:CPU lowers to slow generic code (DESIGN §9). The kernels are assembled from
+the stored weights inside the jitted function with exact 0/1 selection matrices.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+# TF defaults for tf.layers.*: Glorot-uniform kernels and zero biases (not Flax's lecun_normal,
+# not PyTorch's kaiming-uniform). Glorot is symmetric in fan-in/fan-out, so the [.., out, in]
+# layout of transposed-conv kernels gets the same distribution as TF's.
+kernel_init = nn.initializers.glorot_uniform()
+bias_init = nn.initializers.zeros_init()
+
+Padding = Literal["same", "torch"]
+Impl = Literal["xla", "phase"]
+_NHWC = ("NHWC", "HWIO", "NHWC")
+_HIGHEST = lax.Precision.HIGHEST
+
+
+def pad_before(kernel_len: int, padding: Padding) -> int:
+    """`p` above: zeros before the input of the (equivalent forward) stride-2 convolution."""
+    return (kernel_len - 2) // 2 if padding == "same" else kernel_len // 2
+
+
+def _selection(kind: str, p: int, kernel_len: int = 5) -> np.ndarray:
+    """S[d+1, r, k] = 1 where phase r at half-resolution offset d uses kernel tap k."""
+    s = np.zeros((3, 2, kernel_len), np.float32)
+    for a, d in enumerate((-1, 0, 1)):
+        for r in (0, 1):
+            for k in range(kernel_len):
+                if kind == "transpose":
+                    hit = k == r + p - 2 * d
+                elif kind == "strided":
+                    hit = k == 2 * d + r + p
+                elif kind == "nn":
+                    hit = (r + k - 2) // 2 == d
+                else:
+                    raise ValueError(kind)
+                s[a, r, k] = float(hit)
+    if kind in ("transpose", "strided"):
+        # every tap lands on exactly one (phase, offset): the rewrite is exact, not approximate
+        assert (s.sum(axis=(0, 1)) == 1).all(), (kind, p)
+    return s
+
+
+def _phase_kernel(w_hwio: jax.Array, s: np.ndarray) -> jax.Array:
+    """[K,K,I,O] stored kernel -> [3,3,(a,b),I,O] phase kernels: sum_k,l S[a,r,k] S[b,s,l] w[k,l]."""
+    # precision=HIGHEST: a 0/1 selection must not round the weights to TF32/bf16 on GPU
+    return jnp.einsum("ark,bsl,klio->abrsio", s, s, w_hwio, precision=_HIGHEST)
+
+
+def _conv(x, w, strides=(1, 1), padding="VALID", lhs_dilation=(1, 1)):
+    return lax.conv_general_dilated(
+        x, w, window_strides=strides, padding=padding, lhs_dilation=lhs_dilation,
+        dimension_numbers=_NHWC,
+    )
+
+
+def depth_to_space(y: jax.Array, c: int) -> jax.Array:
+    """[B, n, m, (2, 2, c)] -> [B, 2n, 2m, c] with y[..., (r, s, :)] going to pixel (2i+r, 2j+s)."""
+    b, n, m, _ = y.shape
+    y = y.reshape(b, n, m, 2, 2, c).transpose(0, 1, 3, 2, 4, 5)  # [B, n, 2, m, 2, c]
+    return y.reshape(b, 2 * n, 2 * m, c)
+
+
+def space_to_depth(x: jax.Array) -> jax.Array:
+    """[B, 2n, 2m, c] -> [B, n, m, (2, 2, c)], the inverse of depth_to_space."""
+    b, h, w, c = x.shape
+    x = x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)  # [B, n, m, 2, 2, c]
+    return x.reshape(b, h // 2, w // 2, 4 * c)
+
+
+def conv_transpose_2x(x, kernel, padding: Padding, impl: Impl):
+    """Stride-2 transposed conv, [B,n,n,I] -> [B,2n,2n,O]; kernel [K,K,O,I] (transpose layout)."""
+    k = kernel.shape[0]
+    p = pad_before(k, padding)
+    w = jnp.swapaxes(kernel, 2, 3)  # [K,K,I,O]
+    if impl == "xla":
+        # Zero-insertion (lhs dilation 2), pad (K-1-p, p+1), correlate with the flipped kernel.
+        lo = k - 1 - p
+        return _conv(x, w[::-1, ::-1], padding=[(lo, p + 1)] * 2, lhs_dilation=(2, 2))
+    o = kernel.shape[2]
+    w3 = _phase_kernel(w, _selection("transpose", p, k))  # [3,3,2,2,I,O]
+    w3 = w3.transpose(0, 1, 4, 2, 3, 5).reshape(3, 3, w.shape[2], 4 * o)  # [3,3,I,(r,s,O)]
+    y = _conv(x, w3, padding=[(1, 1), (1, 1)])  # [B,n,n,4O]
+    return depth_to_space(y, o)
+
+
+def conv_2x(x, kernel, padding: Padding, impl: Impl):
+    """Stride-2 conv, [B,2n,2n,I] -> [B,n,n,O]; kernel [K,K,I,O]."""
+    k = kernel.shape[0]
+    p = pad_before(k, padding)
+    if impl == "xla":
+        # 'same': TF SAME pads (p, K-2-p) for an even input; 'torch': (p, p)
+        after = k - 2 - p if padding == "same" else p
+        return _conv(x, kernel, strides=(2, 2), padding=[(p, after)] * 2)
+    i, o = kernel.shape[2], kernel.shape[3]
+    w3 = _phase_kernel(kernel, _selection("strided", p, k))  # [3,3,2,2,I,O]
+    w3 = w3.reshape(3, 3, 4 * i, o)  # [3,3,(r,s,I),O], matching space_to_depth's channel order
+    return _conv(space_to_depth(x), w3, padding=[(1, 1), (1, 1)])
+
+
+def nn_upsample_conv(x, kernel, impl: Impl):
+    """Nearest-neighbour x2 then a stride-1 'same' conv (specgan.py upsample='nn').
+
+    'same' for stride 1 pads (K-1)//2 on both sides in TF and in torch alike.
+    """
+    k = kernel.shape[0]
+    if impl == "xla":
+        up = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)  # [B,2n,2n,I]
+        half = (k - 1) // 2
+        return _conv(up, kernel, padding=[(half, k - 1 - half)] * 2)
+    i, o = kernel.shape[2], kernel.shape[3]
+    w3 = _phase_kernel(kernel, _selection("nn", 0, k))  # [3,3,2,2,I,O]
+    w3 = w3.transpose(0, 1, 4, 2, 3, 5).reshape(3, 3, i, 4 * o)
+    return depth_to_space(_conv(x, w3, padding=[(1, 1), (1, 1)]), o)
+
+
+class UpConv(nn.Module):
+    """One generator upsampling layer (x2), `upconv_*` in specgan.py."""
+
+    features: int
+    kernel_len: int
+    upsample: Literal["zeros", "nn"]
+    padding: Padding
+    impl: Impl
+
+    @nn.compact
+    def __call__(self, x):
+        cin = x.shape[-1]
+        k = self.kernel_len
+        if self.upsample == "zeros":
+            kernel = self.param("kernel", kernel_init, (k, k, self.features, cin))  # [K,K,O,I]
+            y = conv_transpose_2x(x, kernel, self.padding, self.impl)
+        else:
+            kernel = self.param("kernel", kernel_init, (k, k, cin, self.features))  # [K,K,I,O]
+            y = nn_upsample_conv(x, kernel, self.impl)
+        return y + self.param("bias", bias_init, (self.features,))
+
+
+class DownConv(nn.Module):
+    """One discriminator layer: conv k5 stride 2, `downconv_*` in specgan.py."""
+
+    features: int
+    kernel_len: int
+    padding: Padding
+    impl: Impl
+
+    @nn.compact
+    def __call__(self, x):
+        k = self.kernel_len
+        kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features))
+        return conv_2x(x, kernel, self.padding, self.impl) + self.param(
+            "bias", bias_init, (self.features,)
+        )
+
+
+class BatchNorm(nn.Module):
+    """Batch normalisation with TF's constants and the running-variance update of TF/PyTorch.
+
+    epsilon 1e-3, momentum 0.99 (TF convention: running = 0.99 running + 0.01 batch; PyTorch
+    momentum=0.01). Normalisation uses the biased batch variance; the running variance is updated
+    with the unbiased one (TF fused batch norm and torch.nn.BatchNorm2d both apply Bessel's
+    correction there; flax.linen.BatchNorm does not, which is why this module exists).
+    `track_running_stats=False` (the discriminator's) always uses batch statistics and keeps no
+    running statistics at all.
+    """
+
+    epsilon: float = 1e-3
+    momentum: float = 0.99
+    track_running_stats: bool = True
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        c = x.shape[-1]
+        scale = self.param("scale", nn.initializers.ones_init(), (c,))
+        bias = self.param("bias", nn.initializers.zeros_init(), (c,))
+        use_batch = train or not self.track_running_stats
+        if self.track_running_stats:
+            ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+            ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+        if use_batch:
+            axes = tuple(range(x.ndim - 1))
+            mean = jnp.mean(x, axes)
+            var = jnp.mean(jnp.square(x - mean), axes)  # biased, used to normalise
+            if self.track_running_stats and not self.is_initializing():
+                n = x.size // c
+                m = self.momentum
+                ra_mean.value = m * ra_mean.value + (1 - m) * mean
+                ra_var.value = m * ra_var.value + (1 - m) * var * (n / max(n - 1, 1))
+        else:
+            mean, var = ra_mean.value, ra_var.value
+        return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias

@@ -1,0 +1,121 @@
+"""SpecGAN generator and discriminator (Donahue et al. 2019; chrisdonahue/wavegan specgan.py).
+
+Layout NHWC [B, F, T, 1]: H = frequency (CSV rows, row 0 = lowest bin), W = time. Submodule
+names follow the original TF variable scopes (z_project, upconv_0..4, downconv_0..4, output),
+with the layer inside each scope named `dense`/`conv` and its batch norm `bn`.
+
+Param counts at dim=64 (no BN): generator 19,065,345; discriminator 17,427,969.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from specgan_jax.config import ModelConfig
+from specgan_jax.layers import BatchNorm, DownConv, UpConv, bias_init, kernel_init
+
+# 128x128 output: the 4x4 seed is upsampled 5 times by 2.
+SPATIAL = 128
+_SEED = 4
+
+
+def resolve_impl(cfg: ModelConfig) -> str:
+    """The convolution implementation actually used ("auto" -> "phase"; see ModelConfig)."""
+    return "phase" if cfg.conv_impl == "auto" else cfg.conv_impl
+
+
+class _DenseBlock(nn.Module):
+    """z_project: Dense -> reshape [B,4,4,16d] -> (BN)."""
+
+    cfg: ModelConfig
+
+    @nn.compact
+    def __call__(self, z, train: bool):
+        c = 16 * self.cfg.dim
+        x = nn.Dense(_SEED * _SEED * c, kernel_init=kernel_init, bias_init=bias_init,
+                     name="dense")(z)  # [B, latent] -> [B, 4*4*16d]
+        x = x.reshape(z.shape[0], _SEED, _SEED, c)  # NHWC, as tf.reshape in specgan.py
+        if self.cfg.use_batchnorm:
+            x = BatchNorm(name="bn")(x, train)
+        return x
+
+
+class _UpBlock(nn.Module):
+    cfg: ModelConfig
+    features: int
+    batchnorm: bool
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        c = self.cfg
+        x = UpConv(self.features, c.kernel_len, c.upsample, c.padding, resolve_impl(c),
+                   name="conv")(x)
+        if self.batchnorm:
+            x = BatchNorm(name="bn")(x, train)
+        return x
+
+
+class _DownBlock(nn.Module):
+    cfg: ModelConfig
+    features: int
+    batchnorm: bool
+
+    @nn.compact
+    def __call__(self, x):
+        c = self.cfg
+        x = DownConv(self.features, c.kernel_len, c.padding, resolve_impl(c), name="conv")(x)
+        if self.batchnorm:
+            # The critic's BN always normalises with batch statistics (specgan.py: training=True)
+            x = BatchNorm(track_running_stats=False, name="bn")(x, True)
+        return x
+
+
+class Generator(nn.Module):
+    """z [B, latent_dim] -> spectrogram [B, 128, 128, 1] in [-1, 1]."""
+
+    cfg: ModelConfig
+
+    @nn.compact
+    def __call__(self, z, train: bool = False):
+        d, bn = self.cfg.dim, self.cfg.use_batchnorm
+        x = _DenseBlock(self.cfg, name="z_project")(z, train)  # [B,100] -> [B,4,4,16d]
+        x = nn.relu(x)
+        x = nn.relu(_UpBlock(self.cfg, 8 * d, bn, name="upconv_0")(x, train))  # -> [B,8,8,8d]
+        x = nn.relu(_UpBlock(self.cfg, 4 * d, bn, name="upconv_1")(x, train))  # -> [B,16,16,4d]
+        x = nn.relu(_UpBlock(self.cfg, 2 * d, bn, name="upconv_2")(x, train))  # -> [B,32,32,2d]
+        x = nn.relu(_UpBlock(self.cfg, d, bn, name="upconv_3")(x, train))  # -> [B,64,64,d]
+        x = _UpBlock(self.cfg, 1, False, name="upconv_4")(x, train)  # -> [B,128,128,1]
+        return jnp.tanh(x)
+
+
+class Discriminator(nn.Module):
+    """x [B, 128, 128, 1] -> critic logits [B]. No BN on the first layer (specgan.py)."""
+
+    cfg: ModelConfig
+
+    @nn.compact
+    def __call__(self, x):
+        d, bn = self.cfg.dim, self.cfg.use_batchnorm
+        lrelu = lambda v: nn.leaky_relu(v, 0.2)  # noqa: E731  (specgan.py: lrelu alpha=0.2)
+        x = lrelu(_DownBlock(self.cfg, d, False, name="downconv_0")(x))  # -> [B,64,64,d]
+        x = lrelu(_DownBlock(self.cfg, 2 * d, bn, name="downconv_1")(x))  # -> [B,32,32,2d]
+        x = lrelu(_DownBlock(self.cfg, 4 * d, bn, name="downconv_2")(x))  # -> [B,16,16,4d]
+        x = lrelu(_DownBlock(self.cfg, 8 * d, bn, name="downconv_3")(x))  # -> [B,8,8,8d]
+        x = lrelu(_DownBlock(self.cfg, 16 * d, bn, name="downconv_4")(x))  # -> [B,4,4,16d]
+        x = x.reshape(x.shape[0], -1)  # flatten NHWC: [B, 4*4*16d]
+        x = nn.Dense(1, kernel_init=kernel_init, bias_init=bias_init, name="output")(x)
+        return x[:, 0]  # [B]
+
+
+def init_models(cfg: ModelConfig, key: jax.Array, batch: int = 1):
+    """Initial variables of G ({'params', 'batch_stats'?}) and D ({'params'})."""
+    kg, kd = jax.random.split(key)
+    g_vars = Generator(cfg).init(kg, jnp.zeros((batch, cfg.latent_dim), jnp.float32), train=False)
+    d_vars = Discriminator(cfg).init(kd, jnp.zeros((batch, SPATIAL, SPATIAL, 1), jnp.float32))
+    return dict(g_vars), dict(d_vars)
+
+
+def param_count(tree) -> int:
+    return sum(int(x.size) for x in jax.tree_util.tree_leaves(tree))
