@@ -249,3 +249,19 @@ class AugmentConfig:
             raise ValueError("augment.noise_std must be >= 0")
         if not 0 < self.stretch_min <= self.stretch_max:
             raise ValueError("augment.stretch_min/stretch_max must satisfy 0 < min <= max")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything a training run needs; saved resolved as `<run dir>/config.json`.
+
+    Sections map to CLI flags `--<section>.<field>` (specgan_jax.cli); a checkpoint plus this
+    file (and moments.npz) rebuilds the generator.
+    """
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
