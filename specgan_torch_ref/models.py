@@ -1,0 +1,139 @@
+"""The seed's PyTorch ports of SpecGAN's generator and discriminator, corrected.
+
+Class names, constructor arguments and module structure (`fc`/`main`/`output`, the
+`nn.Sequential` indices) are the seed's, so a state_dict saved from the seed's port loads here.
+Corrections (DESIGN §3-4), marked `# FIX` below:
+  * Seed: ConvTranspose2d(k5, s2, padding=2) gives 2n-1 (7, 13, 25, 49, 97 — not 128).
+    padding="torch" keeps the seed's symmetric padding and adds output_padding=1 (2n);
+    padding="same" (default) is TF 'SAME' exactly: padding=1, then crop to 2n.
+  * Seed: Conv2d(k5, s2, padding=2) shifts every window one pixel against TF 'SAME' (which pads
+    1 before, 2 after). padding="same" pads (1, 2) with F.pad; padding="torch" keeps padding=2.
+  * BatchNorm with TF's constants: eps=1e-3, momentum=0.01 (TF 0.99). The discriminator's BN
+    always uses batch statistics (specgan.py: training=True), so it tracks no running stats.
+  * Glorot-uniform weights and zero biases, as TF (torch defaults to kaiming-uniform).
+  * upsample="nn" (nearest x2 + stride-1 conv), an option of the original the seed left out.
+Layout NCHW [B, 1, F, T]. This package imports nothing from specgan_jax.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.01  # torch convention: running = (1 - 0.01) running + 0.01 batch == TF 0.99
+
+
+class SameConv2d(nn.Conv2d):
+    """Stride-2 Conv2d with TF 'SAME' padding for an even input: (K-2)//2 before, the rest after."""
+
+    def __init__(self, cin, cout, kernel_len):
+        super().__init__(cin, cout, kernel_len, stride=2, padding=0)
+        self.pads = ((kernel_len - 2) // 2, kernel_len - 2 - (kernel_len - 2) // 2)
+
+    def forward(self, x):
+        lo, hi = self.pads
+        return super().forward(F.pad(x, (lo, hi, lo, hi)))
+
+
+class SameConvTranspose2d(nn.ConvTranspose2d):
+    """Stride-2 ConvTranspose2d equal to TF conv2d_transpose(padding='same'): pad (K-2)//2, crop 2n."""
+
+    def __init__(self, cin, cout, kernel_len):
+        super().__init__(cin, cout, kernel_len, stride=2, padding=(kernel_len - 2) // 2)
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        return super().forward(x)[..., : 2 * h, : 2 * w]
+
+
+class NNUpsampleConv2d(nn.Conv2d):
+    """upsample='nn' of specgan.py: nearest-neighbour x2, then a stride-1 'same' conv."""
+
+    def __init__(self, cin, cout, kernel_len):
+        super().__init__(cin, cout, kernel_len, stride=1, padding=(kernel_len - 1) // 2)
+
+    def forward(self, x):
+        return super().forward(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+def _upconv(cin, cout, kernel_len, upsample, padding):
+    if upsample == "nn":
+        return NNUpsampleConv2d(cin, cout, kernel_len)
+    if padding == "same":
+        return SameConvTranspose2d(cin, cout, kernel_len)
+    # FIX: the seed's padding=2 alone gives 2n-1; output_padding=1 makes it 2n (128x128)
+    return nn.ConvTranspose2d(cin, cout, kernel_len, stride=2, padding=kernel_len // 2,
+                              output_padding=1)
+
+
+def _downconv(cin, cout, kernel_len, padding):
+    if padding == "same":
+        return SameConv2d(cin, cout, kernel_len)
+    return nn.Conv2d(cin, cout, kernel_len, stride=2, padding=kernel_len // 2)
+
+
+def _tf_init(module: nn.Module):
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class SpecGANGenerator(nn.Module):
+    """z [N, nz] -> spectrogram [N, nc, 128, 128] in [-1, 1]."""
+
+    def __init__(self, nz=100, kernel_len=5, dim=64, use_batchnorm=False, nc=1,
+                 upsample="zeros", padding="same"):
+        super().__init__()
+        self.nz, self.dim, self.use_batchnorm = nz, dim, use_batchnorm
+        self.fc = nn.Linear(nz, 4 * 4 * dim * 16)  # [N,100] -> [N, 4*4*16d]
+        layers = []
+        if use_batchnorm:
+            layers.append(nn.BatchNorm2d(dim * 16, eps=BN_EPS, momentum=BN_MOMENTUM))
+        layers.append(nn.ReLU(True))
+        chans = [dim * 16, dim * 8, dim * 4, dim * 2, dim]
+        for cin, cout in zip(chans[:-1], chans[1:]):  # [16d,4,4] -> ... -> [d,64,64]
+            layers.append(_upconv(cin, cout, kernel_len, upsample, padding))
+            if use_batchnorm:
+                layers.append(nn.BatchNorm2d(cout, eps=BN_EPS, momentum=BN_MOMENTUM))
+            layers.append(nn.ReLU(True))
+        layers.append(_upconv(dim, nc, kernel_len, upsample, padding))  # -> [nc,128,128]
+        layers.append(nn.Tanh())
+        self.main = nn.Sequential(*layers)
+        _tf_init(self)
+
+    def forward(self, z):
+        # FIX: the seed's loop fed z of shape [N, nz, 1, 1] to this Linear; z is [N, nz].
+        x = self.fc(z)  # [N, 4*4*16d]
+        x = x.view(-1, self.dim * 16, 4, 4)  # [N, 16d, 4, 4], channels first
+        return self.main(x)  # [N, nc, 128, 128]
+
+
+class SpecGANDiscriminator(nn.Module):
+    """x [N, nc, 128, 128] -> logits [N]."""
+
+    def __init__(self, kernel_len=5, dim=64, use_batchnorm=False, nc=1, padding="same"):
+        super().__init__()
+        self.dim, self.use_batchnorm = dim, use_batchnorm
+        chans = [nc, dim, dim * 2, dim * 4, dim * 8, dim * 16]
+        layers = []
+        for i, (cin, cout) in enumerate(zip(chans[:-1], chans[1:])):
+            layers.append(_downconv(cin, cout, kernel_len, padding))
+            if use_batchnorm and i > 0:  # never on the first layer (specgan.py)
+                layers.append(nn.BatchNorm2d(cout, eps=BN_EPS, momentum=BN_MOMENTUM,
+                                             track_running_stats=False))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+        self.main = nn.Sequential(*layers)
+        self.output = nn.Linear(4 * 4 * dim * 16, 1)
+        _tf_init(self)
+
+    def forward(self, x):
+        x = self.main(x)  # [N, 16d, 4, 4]
+        x = x.reshape(-1, 4 * 4 * self.dim * 16)  # flatten NCHW
+        return self.output(x).squeeze(1)  # [N]
+
+
+def numel(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
