@@ -137,9 +137,10 @@ def _table(cfg, which):
 
 
 def _to_numpy(t) -> np.ndarray:
+    """A copy: .numpy() shares memory with the tensor, and torch updates BN buffers in place."""
     if hasattr(t, "detach"):  # torch.Tensor, without importing torch here
         t = t.detach().cpu().numpy()
-    return np.asarray(t)
+    return np.array(t, copy=True)
 
 
 def from_torch(cfg: ModelConfig, state_dict, which: str) -> dict:

@@ -82,6 +82,7 @@ def _selection(kind: str, p: int, kernel_len: int = 5) -> np.ndarray:
 def _phase_kernel(w_hwio: jax.Array, s: np.ndarray) -> jax.Array:
     """[K,K,I,O] stored kernel -> [3,3,(a,b),I,O] phase kernels: sum_k,l S[a,r,k] S[b,s,l] w[k,l]."""
     # precision=HIGHEST: a 0/1 selection must not round the weights to TF32/bf16 on GPU
+    s = jnp.asarray(s, w_hwio.dtype)
     return jnp.einsum("ark,bsl,klio->abrsio", s, s, w_hwio, precision=_HIGHEST)
 
 
@@ -167,10 +168,10 @@ class UpConv(nn.Module):
         k = self.kernel_len
         if self.upsample == "zeros":
             kernel = self.param("kernel", kernel_init, (k, k, self.features, cin))  # [K,K,O,I]
-            y = conv_transpose_2x(x, kernel, self.padding, self.impl)
+            y = conv_transpose_2x(x, kernel.astype(x.dtype), self.padding, self.impl)
         else:
             kernel = self.param("kernel", kernel_init, (k, k, cin, self.features))  # [K,K,I,O]
-            y = nn_upsample_conv(x, kernel, self.impl)
+            y = nn_upsample_conv(x, kernel.astype(x.dtype), self.impl)
         return y + self.param("bias", bias_init, (self.features,))
 
 
@@ -186,7 +187,7 @@ class DownConv(nn.Module):
     def __call__(self, x):
         k = self.kernel_len
         kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features))
-        return conv_2x(x, kernel, self.padding, self.impl) + self.param(
+        return conv_2x(x, kernel.astype(x.dtype), self.padding, self.impl) + self.param(
             "bias", bias_init, (self.features,)
         )
 
