@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -38,14 +39,17 @@ from specgan_jax.config import Config, TrainConfig
 # not given by --config/flags take these values. Measured on the 2-core dev machine: see README.
 DEMO_PRESET = {
     "model": {"dim": 8},
-    "train": {"steps": 300, "batch_size": 16, "steps_per_call": 25, "log_every": 25,
-              "checkpoint_every": 100, "preview_every": 100, "n_preview": 16},
+    "train": {"steps": 150, "batch_size": 16, "steps_per_call": 10, "log_every": 10,
+              "checkpoint_every": 50, "preview_every": 50, "n_preview": 16},
 }
 DEMO_N_PER_CLASS = 64  # demo spectrograms per class
 
 ALIASES = {"data": "data.path", "steps": "train.steps", "seed": "train.seed",
            "batch-size": "train.batch_size"}
 EXIT_SIGNAL_BASE = 128  # exit status after SIGINT/SIGTERM: 128 + signal number (Unix convention)
+
+
+_print = functools.partial(print, flush=True)  # lines interleave correctly with tqdm's stderr
 
 
 class NonFiniteError(RuntimeError):
@@ -140,7 +144,12 @@ def _load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], No
     if demo:
         from specgan_jax import demo_data
 
-        dataset = demo_data.make_demo_dataset(DEMO_N_PER_CLASS, config.train.seed)
+        from specgan_jax.data import Dataset
+
+        x, labels, class_names = demo_data.make_demo_dataset(DEMO_N_PER_CLASS, config.train.seed)
+        dataset = Dataset(x=x, labels=labels, class_names=class_names,
+                          paths=[f"<demo {class_names[c]} #{i}>" for i, c in enumerate(labels)],
+                          skipped=[])
     else:
         from specgan_jax import data as data_lib
 
@@ -238,7 +247,7 @@ def threading_is_main() -> bool:
 
 
 def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = None,
-                       log: Callable[[str], None] = print, progress: bool = True,
+                       log: Callable[[str], None] = _print, progress: bool = True,
                        step_hook: Optional[Callable] = None) -> Outcome:
     """Train (or resume) the run in `workdir` up to config.train.steps.
 
@@ -339,6 +348,20 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
             cands.append((s // every + 1) * every)
         return min(cands)
 
+    use_scan = tc.loop == "scan" or (tc.loop == "auto" and jax.default_backend() != "cpu")
+
+    def run_chunk(st, n: int):
+        """n generator steps -> (state, metrics as numpy [n] arrays); one host sync."""
+        if use_scan:
+            st, m = fns.chunk(st, data, k_train, n)
+            return st, jax.device_get(m)
+        ms = []
+        for _ in range(n):  # dispatched asynchronously; nothing waits until device_get
+            st, m = fns.step(st, data, k_train)
+            ms.append(m)
+        ms = jax.device_get(ms)
+        return st, {k: np.stack([m[k] for m in ms]) for k in ms[0]}
+
     t_start = time.monotonic()
     start_step = step
     interrupted = None
@@ -348,8 +371,7 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
         with _SignalFlag() as flag:
             while step < tc.steps:
                 n = next_boundary(step) - step
-                new_state, metrics = fns.chunk(state, data, k_train, n)
-                metrics = jax.device_get(metrics)  # the one host sync per chunk
+                new_state, metrics = run_chunk(state, n)
                 if step_hook is not None:
                     new_state, metrics = step_hook(new_state, metrics, step + n)
                 bad = _first_nonfinite(metrics, step)
@@ -468,10 +490,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error(str(e))
     workdir = args.workdir or os.path.join("runs", default_run_name(config, demo))
     if demo:
-        print("Demo run on synthetic data (no --data given): the built-in procedural "
+        _print("Demo run on synthetic data (no --data given): the built-in procedural "
               f"spectrograms, a small model (dim {config.model.dim}, batch "
               f"{config.train.batch_size}, {config.train.steps} steps).")
-    print(f"Run directory: {os.path.abspath(workdir)}")
+    _print(f"Run directory: {os.path.abspath(workdir)}")
     if args.dry_run:
         print(_config_json(config), end="")
         return 0
