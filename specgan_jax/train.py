@@ -363,7 +363,7 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
         return st, {k: np.stack([m[k] for m in ms]) for k in ms[0]}
 
     t_start = time.monotonic()
-    start_step = step
+    rate_from = (step, t_start)  # (step, time) the steps/s of the next log line counts from
     interrupted = None
     bar = tqdm(total=tc.steps, initial=step, unit="step", dynamic_ncols=True,
                disable=not progress, smoothing=0.1)
@@ -386,13 +386,16 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
                           "data.")
                 state, step = new_state, step + n
                 last_m = {k: float(v[-1]) for k, v in metrics.items()}
-                rate = (step - start_step) / max(time.monotonic() - t_start, 1e-9)
+                now = time.monotonic()
+                # Since the last log line: excludes the first chunk's compile once logging starts.
+                rate = (step - rate_from[0]) / max(now - rate_from[1], 1e-9)
                 bar.update(n)
                 bar.set_postfix(d=f"{last_m['d_loss']:.3f}", g=f"{last_m['g_loss']:.3f}",
                                 refresh=False)
                 if step % tc.log_every == 0 or step == tc.steps:
                     metrics_log.write(step, last_m, elapsed=time.monotonic() - t_start)
                     line = _format_line(step, tc.steps, last_m, rate)
+                    rate_from = (step, now)
                     if progress:
                         bar.write(line)  # above the bar, which keeps its place
                     else:
