@@ -144,6 +144,8 @@ def _flag_kwargs(tp, flag: str) -> dict:
     if origin is Literal:
         kw["metavar"] = "{" + ",".join(map(str, typing.get_args(base)))
         kw["metavar"] += ",none}" if optional else "}"
+    else:  # e.g. INT, FLOAT|none: the type, not the dest, in the usage line
+        kw["metavar"] = base.__name__.upper() + ("|none" if optional else "")
     return kw
 
 

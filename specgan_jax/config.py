@@ -118,7 +118,7 @@ class TrainConfig:
     # models trained ~200k steps (maintainer, chrisdonahue/wavegan issue #62). Run control.
     steps: int = 200_000
     batch_size: int = 64  # real examples per critic update and fakes per update (train_specgan.py)
-    seed: int = 0  # seeds initialisation, sampling and augmentation: jax.random.key(seed)
+    seed: int = 0  # seeds initialisation, sampling and augmentation: jax.random.PRNGKey(seed)
     # Generator steps per host call (one compiled lax.scan); metrics reach the host once per call.
     # Larger amortises dispatch; smaller gives finer progress. Run control.
     steps_per_call: int = 10

@@ -301,6 +301,8 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
                                  every_steps=tc.checkpoint_every,
                                  every_secs=tc.checkpoint_every_secs, use_async=False)
     metrics_log = MetricsLog(workdir, tensorboard=tc.tensorboard)
+    if tc.tensorboard and metrics_log.tb is None:
+        log("TensorBoard: no writer importable (pip install tensorboard); metrics.jsonl only")
     step = 0
     if ckpt.latest_step() is not None:
         restored = ckpt.restore(state)
