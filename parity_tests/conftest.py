@@ -34,10 +34,13 @@ TOL = {
     "loss": 1e-5,
     # Gradients of the D and G losses w.r.t. every parameter (GP: second derivatives).
     "grad": 1e-4,
-    # Parameters after one full iteration (5 critic + 1 G updates).
+    # Parameters after one full iteration (5 critic + 1 G updates), fp32. With Adam, elements
+    # whose gradient sits at the fp32 noise floor differ by exactly 2 lr (a sign decision of
+    # Adam's first step); test_training.py bounds those separately and explains why.
     "one_iteration": 1e-5,
-    # Parameters after 10 iterations: see test_training.py for the measured growth and why.
-    "ten_iterations": 1e-4,
+    # Parameters after 1 and after 10 full iterations computed in float64 on both sides:
+    # ~1e-13 observed, i.e. the same algorithm update for update.
+    "fp64_training": 1e-9,
     # Weight conversion round trip: pure permutations, bit-exact.
     "roundtrip": 0.0,
 }
