@@ -126,7 +126,7 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         d_params = optax.apply_updates(d_params, updates)
         if loss_cfg.loss == "wgan":
             d_params = losses.clip_critic(loss_cfg, d_params)
-        metrics = {"d_loss": loss, "d_grad_norm": optax.global_norm(grads), **aux}
+        metrics = {"d_loss": loss, "d_grad_norm": optax.tree.norm(grads), **aux}
         return (g_params, g_bs, d_params, d_opt), metrics
 
     def iteration(state: TrainState, draws: Draws):
@@ -147,7 +147,7 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         metrics = {
             **last,
             "g_loss": gl,
-            "g_grad_norm": optax.global_norm(g_grads),
+            "g_grad_norm": optax.tree.norm(g_grads),
             "nonfinite": (~finite).astype(jnp.float32),  # 1.0: a loss was NaN/inf this step
         }
         new_state = TrainState(step=state.step + 1, g_params=g_params, g_batch_stats=g_bs,
