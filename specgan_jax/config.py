@@ -59,7 +59,7 @@ class ModelConfig:
 class LossConfig:
     """GAN objective and the critic schedule (train_specgan.py)."""
 
-    loss: Literal["wgan-gp", "wgan", "dcgan", "lsgan"] = "wgan-gp"
+    loss: Literal["wgan-gp", "wgan", "dcgan", "lsgan"] = "wgan-gp"  # GAN objective (default: the original's)
     gp_lambda: float = 10.0  # WGAN-GP penalty weight (Gulrajani et al. 2017; LAMBDA = 10)
     clip: float = 0.01  # wgan: every D variable clipped to [-clip, clip] after each D update
     # dcgan only: two-sided label smoothing as in the seed's loop (real ~ U(0.8, 1),
