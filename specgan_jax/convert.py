@@ -197,7 +197,7 @@ def to_torch(cfg: ModelConfig, variables: dict, which: str) -> dict:
         if a.shape != want[e.flax_path]:
             raise ConversionError(f"{'/'.join(e.flax_path)}: shape {a.shape}, expected "
                                   f"{want[e.flax_path]}")
-        sd[e.torch_key] = torch.from_numpy(np.ascontiguousarray(_torch_from_flax(e.kind, a, c)))
+        sd[e.torch_key] = torch.from_numpy(np.array(_torch_from_flax(e.kind, a, c), order="C"))
     if which == "generator":  # buffers torch's BatchNorm2d expects; see the module docstring
         for k in ignored:
             sd[k] = torch.zeros((), dtype=torch.long)

@@ -92,7 +92,7 @@ def train_iteration(netG, netD, optimizerG, optimizerD, real_batches, z_d, alpha
         optimizerD.step()
         if loss == "wgan":
             clip_weights(netD, clip)
-        out = {"d_loss": D_loss.item(), "gp": float(gp),
+        out = {"d_loss": D_loss.item(), "gp": float(gp.detach()),
                "wasserstein": (D_real.mean() - D_fake.mean()).item()}
     optimizerG.zero_grad()
     G_loss = _g_loss(loss, netD(netG(z_g)))
