@@ -23,7 +23,7 @@ from jax import lax
 
 from specgan_jax import losses
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
-from specgan_jax.models import SPATIAL, Discriminator, Generator, init_models
+from specgan_jax.models import Discriminator, Generator, init_models
 
 Sampler = Callable[[Any, jax.Array, int, int], jax.Array]
 
@@ -183,7 +183,3 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         draws=jax.jit(draws),
     )
 
-
-def real_shape(batch_size: int, n_critic: int):
-    """Shape of Draws.real."""
-    return (n_critic, batch_size, SPATIAL, SPATIAL, 1)
