@@ -10,7 +10,6 @@ file stops it with exit status 2 and a message naming the file, line and problem
 """
 
 import argparse
-import dataclasses
 import os
 import sys
 import warnings

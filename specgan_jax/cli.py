@@ -19,6 +19,7 @@ import inspect
 import io
 import json
 import re
+import sys
 import tokenize
 import types
 import typing
@@ -304,3 +305,11 @@ def diff(a: dict, b: dict, ignore: dict[str, tuple] | None = None) -> list[str]:
             if fa.get(k, "<absent>") != fb.get(k, "<absent>"):
                 out.append(f"{sec}.{k}: {fa.get(k, '<absent>')!r} != {fb.get(k, '<absent>')!r}")
     return out
+
+
+def finish(code: int, argv) -> int:
+    """End a console entry point: return the exit code when main() was called with an argv
+    (tests), sys.exit with it when run from the console (argv=None)."""
+    if argv is None:
+        sys.exit(code)
+    return code

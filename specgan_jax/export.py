@@ -135,11 +135,11 @@ def export_main(argv: Optional[list[str]] = None) -> int:
         side = export_generator(args.run_dir, args.out, args.step)
     except (ExportError, cli.ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return _exit(1, argv)
+        return cli.finish(1, argv)
     kw = ", ".join(f"{k}={v!r}" for k, v in side["kwargs"].items())
     print(f"wrote {args.out} (step {side['step']}) and {args.out}.json; load with "
           f"SpecGANGenerator({kw})")
-    return _exit(0, argv)
+    return cli.finish(0, argv)
 
 
 def import_main(argv: Optional[list[str]] = None) -> int:
@@ -177,13 +177,8 @@ def import_main(argv: Optional[list[str]] = None) -> int:
         import_generator(args.pt, args.moments, args.out, config)
     except (ExportError, cli.ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return _exit(1, argv)
+        return cli.finish(1, argv)
     print(f"wrote run directory {args.out} (generator from {args.pt}); sample with: "
           f"python scripts/generate.py {args.out} --n 8")
-    return _exit(0, argv)
+    return cli.finish(0, argv)
 
-
-def _exit(code: int, argv) -> int:
-    if argv is None:
-        sys.exit(code)
-    return code

@@ -183,7 +183,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.n < 1 or args.batch_size < 1 or args.start < 0:
         print("error: --n and --batch-size must be >= 1, --start >= 0", file=sys.stderr)
-        return _exit(2, argv)
+        return cli.finish(2, argv)
     from specgan_jax.data import DataError
 
     try:
@@ -205,16 +205,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                                 title=f"{args.run_dir} step {run.step}, seed {args.seed}")
     except (GenerateError, cli.ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return _exit(1, argv)
+        return cli.finish(1, argv)
     print(f"wrote {len(written)} file(s) ({args.n} spectrograms, {x.shape[1]}x{x.shape[2]}) "
           f"from step {run.step} to {out}")
-    return _exit(0, argv)
+    return cli.finish(0, argv)
 
-
-def _exit(code: int, argv) -> int:
-    if argv is None:
-        sys.exit(code)
-    return code
 
 
 if __name__ == "__main__":

@@ -506,20 +506,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         outcome = train_and_evaluate(config, workdir, demo=demo, progress=not args.no_progress)
     except (cli.ConfigError, RunDirError, DataError, CheckpointError, NonFiniteError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return _exit(1, argv)
+        return cli.finish(1, argv)
     if outcome.interrupted is not None:
-        return _exit(EXIT_SIGNAL_BASE + outcome.interrupted, argv)
+        return cli.finish(EXIT_SIGNAL_BASE + outcome.interrupted, argv)
     if demo:
         print(f"Look at {os.path.join(workdir, 'previews')} (reals.png vs fakes_*.png) and "
               f"generate CSVs with: python scripts/generate.py {workdir} --n 8 --out samples")
-    return _exit(0, argv)
+    return cli.finish(0, argv)
 
-
-def _exit(code: int, argv) -> int:
-    """Return the code when called as a function (tests), exit with it from the console."""
-    if argv is None:
-        sys.exit(code)
-    return code
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from specgan_jax.augment import augment_batch, mask_band, shift_time, stretch_time
 from specgan_jax.config import AugmentConfig

@@ -7,7 +7,6 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from specgan_jax.config import AugmentConfig, DataConfig
 from specgan_jax.data import load_dataset

@@ -5,9 +5,7 @@ rounding in two frameworks, ~1e-6 observed). Weight round trips are permutations
 """
 
 import json
-import os
 
-import jax
 import numpy as np
 import pytest
 import torch
