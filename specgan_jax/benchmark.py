@@ -1,7 +1,7 @@
 """Step throughput of the JAX engine against the PyTorch reference, measured side by side.
 
-One run, one device, one config: the same model size, batch, n_critic, precision (fp32) and
-real data already on the device for both frameworks. Each variant is warmed up (compilation
+One run, one device, one config: the same model size, batch, n_critic, precision (fp32, or
+bf16 on both sides) and real data already on the device for both frameworks. Each variant is warmed up (compilation
 excluded and reported separately), then timed as the median over `repeats` repeats of `iters`
 full iterations (n_critic critic updates + 1 generator update, WGAN-GP), with a device sync at
 the end of each repeat.
@@ -54,6 +54,9 @@ class BenchConfig:
     repeats: int = 3  # timed repeats; the median is reported
     torch_compile: bool = True  # also time the torch.compile variant (slow to compile on CPU)
     seed: int = 0
+    # "fp32" on both sides, or "bf16": JAX model.precision="bf16" against PyTorch under
+    # torch.autocast(bfloat16) (both: bf16 convolutions, fp32 parameters and optimizer)
+    precision: str = "fp32"
 
 
 def model_flops(dim: int, latent: int = 100, k: int = 5) -> tuple[float, float]:
@@ -117,7 +120,8 @@ def _peak(precision: str) -> Optional[float]:
 
 
 def bench_jax(cfg: BenchConfig, data: np.ndarray) -> dict:
-    mc, lc, oc = ModelConfig(dim=cfg.dim), LossConfig(n_critic=cfg.n_critic), OptimConfig()
+    mc = ModelConfig(dim=cfg.dim, precision=cfg.precision)
+    lc, oc = LossConfig(n_critic=cfg.n_critic), OptimConfig()
 
     def sampler(x, key, n_critic, batch):
         return x[jax.random.randint(key, (n_critic, batch), 0, x.shape[0])]
@@ -180,8 +184,9 @@ def bench_torch(cfg: BenchConfig, data: np.ndarray) -> dict:
     def iteration(g, d, og, od):
         idx = torch.randint(0, x.shape[0], (nc, b), device=dev)
         u = lambda *s: torch.rand(*s, device=dev)  # noqa: E731
-        train_iteration(g, d, og, od, x[idx], u(nc, b, 100) * 2 - 1, u(nc, b), u(nc, 2, b),
-                        u(b, 100) * 2 - 1)
+        with _autocast(cfg, dev):
+            train_iteration(g, d, og, od, x[idx], u(nc, b, 100) * 2 - 1, u(nc, b),
+                            u(nc, 2, b), u(b, 100) * 2 - 1)
 
     def sync():
         if dev.type == "cuda":
@@ -206,6 +211,17 @@ def bench_torch(cfg: BenchConfig, data: np.ndarray) -> dict:
     out["torch_cuda_graph"] = {"skipped": "not attempted: the critic update's double backward "
                                "and optimizer state would need a hand-made static capture"}
     return out
+
+
+def _autocast(cfg: BenchConfig, dev):
+    """torch's mixed precision for --precision bf16 (a no-op context for fp32)."""
+    import contextlib
+
+    import torch
+
+    if cfg.precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
 
 
 def _bench_torch_compile(cfg, x, dev, make, sync) -> dict:
@@ -234,8 +250,9 @@ def _bench_torch_compile(cfg, x, dev, make, sync) -> dict:
         og.step()
 
     def run():
-        for _ in range(cfg.iters):
-            iteration()
+        with _autocast(cfg, dev):
+            for _ in range(cfg.iters):
+                iteration()
         sync()
 
     try:
@@ -255,7 +272,7 @@ def run(cfg: BenchConfig) -> dict:
     data = rng.uniform(-1, 1, (max(4 * cfg.batch, 64), 128, 128, 1)).astype(np.float32)
     results = {**bench_jax(cfg, data), **bench_torch(cfg, data)}
     flops = iteration_flops(cfg.dim, cfg.batch, cfg.n_critic)
-    peak = _peak("tf32")
+    peak = _peak("bf16" if cfg.precision == "bf16" else "tf32")
     for r in results.values():
         if "s_per_iter" in r:
             r["iters_per_s"] = 1.0 / r["s_per_iter"]
@@ -271,7 +288,7 @@ def run(cfg: BenchConfig) -> dict:
     return {
         "device": device_string(),
         "config": dataclasses.asdict(cfg),
-        "precision": "fp32",
+        "precision": cfg.precision,
         "versions": {"jax": jax.__version__, "jaxlib": jax.lib.__version__ if hasattr(
             jax.lib, "__version__") else None, "torch": torch.__version__,
             "python": platform.python_version()},
@@ -285,7 +302,7 @@ def run(cfg: BenchConfig) -> dict:
 def markdown(report: dict) -> str:
     c = report["config"]
     lines = [f"device: {report['device']} | dim {c['dim']}, batch {c['batch']}, "
-             f"n_critic {c['n_critic']}, fp32 | model GFLOP/iteration "
+             f"n_critic {c['n_critic']}, {report['precision']} | model GFLOP/iteration "
              f"{report['flops_per_iter'] / 1e9:.2f}",
              "", "| variant | s/iteration | iterations/s | samples/s | GFLOP/s | MFU | compile s |",
              "|---|---|---|---|---|---|---|"]
@@ -316,11 +333,14 @@ def main(argv=None) -> int:
     p.add_argument("--iters", type=int, default=BenchConfig.iters)
     p.add_argument("--repeats", type=int, default=BenchConfig.repeats)
     p.add_argument("--no-torch-compile", action="store_true")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: JAX model.precision=bf16 vs torch.autocast(bfloat16)")
     p.add_argument("--json", help="write the report here as JSON")
     a = p.parse_args(argv)
     cfg = BenchConfig(dim=a.dim or (64 if a.full else BenchConfig.dim),
                       batch=a.batch or (64 if a.full else BenchConfig.batch),
-                      iters=a.iters, repeats=a.repeats, torch_compile=not a.no_torch_compile)
+                      iters=a.iters, repeats=a.repeats, torch_compile=not a.no_torch_compile,
+                      precision=a.precision)
     report = run(cfg)
     print(markdown(report))
     if a.json:

@@ -42,11 +42,17 @@ class ModelConfig:
     #            which XLA:CPU otherwise lowers to slow generic code (DESIGN §9).
     #   "auto":  "phase" (measured faster on CPU; see docs/performance notes).
     conv_impl: Literal["auto", "xla", "phase"] = "auto"
+    # Compute precision of G and D. "fp32": everything in float32 (the parity suite's setting).
+    # "bf16": convolutions and dense layers take bfloat16 inputs and weights and accumulate in
+    # float32 (bf16 tensor cores on GPU/TPU); parameters, optimizer states, batch norm,
+    # activations between layers, losses and the gradient penalty's norms stay float32.
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     def __post_init__(self):
         _check_choice("model.upsample", self.upsample, ("zeros", "nn"))
         _check_choice("model.padding", self.padding, ("same", "torch"))
         _check_choice("model.conv_impl", self.conv_impl, ("auto", "xla", "phase"))
+        _check_choice("model.precision", self.precision, ("fp32", "bf16"))
         if self.latent_dim < 1 or self.dim < 1:
             raise ValueError("model.latent_dim and model.dim must be positive")
         if self.kernel_len != 5 and self.conv_impl == "phase":

@@ -106,9 +106,10 @@ def _phase_kernel(w_hwio: jax.Array, s: np.ndarray) -> jax.Array:
 
 
 def _conv(x, w, strides=(1, 1), padding="VALID", lhs_dilation=(1, 1)):
+    # float32 results whatever the input dtype: bf16 inputs accumulate in fp32 (model.precision)
     return lax.conv_general_dilated(
         x, w, window_strides=strides, padding=padding, lhs_dilation=lhs_dilation,
-        dimension_numbers=_NHWC,
+        dimension_numbers=_NHWC, preferred_element_type=jnp.float32,
     )
 
 
@@ -126,6 +127,10 @@ def space_to_depth(x: jax.Array) -> jax.Array:
     return x.reshape(b, h // 2, w // 2, 4 * c)
 
 
+# Dtypes: kernels arrive in float32 (the stored parameters) and are cast to x's dtype only after
+# the phase kernels are assembled, so bf16 mode rounds each weight once; results are float32.
+
+
 def conv_transpose_2x(x, kernel, padding: Padding, impl: Impl):
     """Stride-2 transposed conv, [B,n,n,I] -> [B,2n,2n,O]; kernel [K,K,O,I] (transpose layout)."""
     k = kernel.shape[0]
@@ -134,11 +139,12 @@ def conv_transpose_2x(x, kernel, padding: Padding, impl: Impl):
     if impl == "xla":
         # Zero-insertion (lhs dilation 2), pad (K-1-p, p+1), correlate with the flipped kernel.
         lo = k - 1 - p
-        return _conv(x, w[::-1, ::-1], padding=[(lo, p + 1)] * 2, lhs_dilation=(2, 2))
+        return _conv(x, w[::-1, ::-1].astype(x.dtype), padding=[(lo, p + 1)] * 2,
+                     lhs_dilation=(2, 2))
     o = kernel.shape[2]
     w3 = _phase_kernel(w, _selection("transpose", p, k))  # [3,3,2,2,I,O]
     w3 = w3.transpose(0, 1, 4, 2, 3, 5).reshape(3, 3, w.shape[2], 4 * o)  # [3,3,I,(r,s,O)]
-    y = _conv(x, w3, padding=[(1, 1), (1, 1)])  # [B,n,n,4O]
+    y = _conv(x, w3.astype(x.dtype), padding=[(1, 1), (1, 1)])  # [B,n,n,4O]
     return depth_to_space(y, o)
 
 
@@ -149,11 +155,11 @@ def conv_2x(x, kernel, padding: Padding, impl: Impl):
     if impl == "xla":
         # 'same': TF SAME pads (p, K-2-p) for an even input; 'torch': (p, p)
         after = k - 2 - p if padding == "same" else p
-        return _conv(x, kernel, strides=(2, 2), padding=[(p, after)] * 2)
+        return _conv(x, kernel.astype(x.dtype), strides=(2, 2), padding=[(p, after)] * 2)
     i, o = kernel.shape[2], kernel.shape[3]
     w3 = _phase_kernel(kernel, _selection("strided", p, k))  # [3,3,2,2,I,O]
     w3 = w3.reshape(3, 3, 4 * i, o)  # [3,3,(r,s,I),O], matching space_to_depth's channel order
-    return _conv(space_to_depth(x), w3, padding=[(1, 1), (1, 1)])
+    return _conv(space_to_depth(x), w3.astype(x.dtype), padding=[(1, 1), (1, 1)])
 
 
 def nn_upsample_conv(x, kernel, impl: Impl):
@@ -165,11 +171,11 @@ def nn_upsample_conv(x, kernel, impl: Impl):
     if impl == "xla":
         up = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)  # [B,2n,2n,I]
         half = (k - 1) // 2
-        return _conv(up, kernel, padding=[(half, k - 1 - half)] * 2)
+        return _conv(up, kernel.astype(x.dtype), padding=[(half, k - 1 - half)] * 2)
     i, o = kernel.shape[2], kernel.shape[3]
     w3 = _phase_kernel(kernel, _selection("nn", 0, k))  # [3,3,2,2,I,O]
     w3 = w3.transpose(0, 1, 4, 2, 3, 5).reshape(3, 3, i, 4 * o)
-    return depth_to_space(_conv(x, w3, padding=[(1, 1), (1, 1)]), o)
+    return depth_to_space(_conv(x, w3.astype(x.dtype), padding=[(1, 1), (1, 1)]), o)
 
 
 class UpConv(nn.Module):
@@ -180,18 +186,20 @@ class UpConv(nn.Module):
     upsample: Literal["zeros", "nn"]
     padding: Padding
     impl: Impl
+    dtype: jnp.dtype = jnp.float32  # compute dtype of the convolution (float32 accumulation)
 
     @nn.compact
     def __call__(self, x):
         cin = x.shape[-1]
         k = self.kernel_len
+        x = x.astype(self.dtype)
         if self.upsample == "zeros":
             kernel = self.param("kernel", kernel_init, (k, k, self.features, cin))  # [K,K,O,I]
-            y = conv_transpose_2x(x, kernel.astype(x.dtype), self.padding, self.impl)
+            y = conv_transpose_2x(x, kernel, self.padding, self.impl)
         else:
             kernel = self.param("kernel", kernel_init, (k, k, cin, self.features))  # [K,K,I,O]
-            y = nn_upsample_conv(x, kernel.astype(x.dtype), self.impl)
-        return y + self.param("bias", bias_init, (self.features,))
+            y = nn_upsample_conv(x, kernel, self.impl)
+        return y + self.param("bias", bias_init, (self.features,))  # float32
 
 
 class DownConv(nn.Module):
@@ -201,14 +209,14 @@ class DownConv(nn.Module):
     kernel_len: int
     padding: Padding
     impl: Impl
+    dtype: jnp.dtype = jnp.float32  # compute dtype of the convolution (float32 accumulation)
 
     @nn.compact
     def __call__(self, x):
         k = self.kernel_len
         kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features))
-        return conv_2x(x, kernel.astype(x.dtype), self.padding, self.impl) + self.param(
-            "bias", bias_init, (self.features,)
-        )
+        y = conv_2x(x.astype(self.dtype), kernel, self.padding, self.impl)
+        return y + self.param("bias", bias_init, (self.features,))  # float32
 
 
 class BatchNorm(nn.Module):

@@ -9,9 +9,12 @@ Param counts at dim=64 (no BN): generator 19,065,345; discriminator 17,427,969.
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from specgan_jax.config import ModelConfig
 from specgan_jax.layers import BatchNorm, DownConv, UpConv, bias_init, kernel_init
@@ -26,6 +29,20 @@ def resolve_impl(cfg: ModelConfig) -> str:
     return "phase" if cfg.conv_impl == "auto" else cfg.conv_impl
 
 
+def compute_dtype(cfg: ModelConfig):
+    """Input/weight dtype of every convolution and dense layer (accumulation is float32)."""
+    return jnp.bfloat16 if cfg.precision == "bf16" else jnp.float32
+
+
+def _dense(features: int, cfg: ModelConfig, name: str):
+    # dtype: compute dtype (bf16 mode: bf16 inputs/weights); params stay float32; the product
+    # accumulates in float32 (preferred_element_type), as the convolutions do
+    return nn.Dense(features, kernel_init=kernel_init, bias_init=bias_init,
+                    dtype=compute_dtype(cfg), param_dtype=jnp.float32, name=name,
+                    dot_general=functools.partial(lax.dot_general,
+                                                  preferred_element_type=jnp.float32))
+
+
 class _DenseBlock(nn.Module):
     """z_project: Dense -> reshape [B,4,4,16d] -> (BN)."""
 
@@ -34,8 +51,7 @@ class _DenseBlock(nn.Module):
     @nn.compact
     def __call__(self, z, train: bool):
         c = 16 * self.cfg.dim
-        x = nn.Dense(_SEED * _SEED * c, kernel_init=kernel_init, bias_init=bias_init,
-                     name="dense")(z)  # [B, latent] -> [B, 4*4*16d]
+        x = _dense(_SEED * _SEED * c, self.cfg, "dense")(z).astype(jnp.float32)  # -> [B,4*4*16d]
         x = x.reshape(z.shape[0], _SEED, _SEED, c)  # NHWC, as tf.reshape in specgan.py
         if self.cfg.use_batchnorm:
             x = BatchNorm(name="bn")(x, train)
@@ -51,7 +67,7 @@ class _UpBlock(nn.Module):
     def __call__(self, x, train: bool):
         c = self.cfg
         x = UpConv(self.features, c.kernel_len, c.upsample, c.padding, resolve_impl(c),
-                   name="conv")(x)
+                   compute_dtype(c), name="conv")(x)
         if self.batchnorm:
             x = BatchNorm(name="bn")(x, train)
         return x
@@ -65,7 +81,8 @@ class _DownBlock(nn.Module):
     @nn.compact
     def __call__(self, x):
         c = self.cfg
-        x = DownConv(self.features, c.kernel_len, c.padding, resolve_impl(c), name="conv")(x)
+        x = DownConv(self.features, c.kernel_len, c.padding, resolve_impl(c), compute_dtype(c),
+                     name="conv")(x)
         if self.batchnorm:
             # The critic's BN always normalises with batch statistics (specgan.py: training=True)
             x = BatchNorm(track_running_stats=False, name="bn")(x, True)
@@ -105,8 +122,8 @@ class Discriminator(nn.Module):
         x = lrelu(_DownBlock(self.cfg, 8 * d, bn, name="downconv_3")(x))  # -> [B,8,8,8d]
         x = lrelu(_DownBlock(self.cfg, 16 * d, bn, name="downconv_4")(x))  # -> [B,4,4,16d]
         x = x.reshape(x.shape[0], -1)  # flatten NHWC: [B, 4*4*16d]
-        x = nn.Dense(1, kernel_init=kernel_init, bias_init=bias_init, name="output")(x)
-        return x[:, 0]  # [B]
+        x = _dense(1, self.cfg, "output")(x).astype(jnp.float32)
+        return x[:, 0]  # [B] float32 logits
 
 
 def init_models(cfg: ModelConfig, key: jax.Array, batch: int = 1):
