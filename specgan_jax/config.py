@@ -308,7 +308,7 @@ class EvalConfig:
     # "auto": a classifier trained on the real reference split when the data has > 1 class,
     # else fixed random convolutional features (specgan_jax.features).
     feature_space: Literal["auto", "classifier", "random_conv"] = "auto"
-    classifier_steps: int = 200  # Adam updates of the feature classifier (~15 s on a 2-core CPU)
+    classifier_steps: int = 200  # Adam updates of the feature classifier (15-25 s on a 2-core CPU)
     classifier_batch_size: int = 32  # its minibatch size
     classifier_lr: float = 1e-3  # its Adam learning rate
     kid_subsets: int = 100  # KID: random subsets averaged (Bińkowski et al. 2018 use 100)

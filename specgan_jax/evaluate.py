@@ -916,6 +916,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                                    source="options").eval
     except cli.ConfigError as e:
         parser.error(str(e))
+    if args.fakes is not None and (args.step is not None or args.checkpoint_dir != "checkpoints"):
+        parser.error("--step and --checkpoint-dir choose a checkpoint; with --fakes none is used")
     from specgan_jax.data import DataError
 
     t0 = time.monotonic()

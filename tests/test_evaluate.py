@@ -613,3 +613,6 @@ def test_evaluate_errors_are_clear(env, eval_run, tmp_path, capsys):
     with pytest.raises(SystemExit):  # option errors: argparse, exit 2
         E.main([str(eval_run), "--real", env["real"], "--eval.ndb_alpha", "2"])
     assert "ndb_alpha must be in (0, 1)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        E.main([str(eval_run), "--real", env["real"], "--fakes", env["train"], "--step", "2"])
+    assert "with --fakes none is used" in capsys.readouterr().err
