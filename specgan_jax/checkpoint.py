@@ -136,6 +136,17 @@ class Checkpointer:
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
         return Restored(step=step, state=out["state"], meta=dict(out["meta"]))
 
+    def read_meta(self, step: int) -> dict:
+        """The JSON `meta` item of checkpoint `step` alone (the state is not read)."""
+        self.wait()
+        out = self._mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(out["meta"])
+
+    def delete(self, step: int) -> None:
+        """Remove checkpoint `step` from disk."""
+        self.wait()
+        self._mgr.delete(step)
+
     def wait(self) -> None:
         """Block until a pending async save is on disk (finalised and renamed)."""
         self._mgr.wait_until_finished()

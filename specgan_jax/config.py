@@ -14,6 +14,8 @@ import dataclasses
 from typing import Literal, Optional
 
 LOSSES = ("wgan-gp", "wgan", "dcgan", "lsgan")
+# Metrics that can pick the best checkpoint (specgan_jax.evaluate; all but the last: lower is better).
+EVAL_METRICS = ("fd", "kid", "ndb", "mean_rms", "std_rms", "inception_score")
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -143,11 +145,20 @@ class TrainConfig:
     preview_every: int = 1_000  # steps between preview grids previews/fakes_NNNNNN.png; run control
     n_preview: int = 16  # samples per preview grid (fixed latents, drawn once from the seed)
     tensorboard: bool = True  # also write TensorBoard events when a writer is importable; run control
+    # Evaluate sample quality every N steps (0 = off): generated samples against a held-out half
+    # of the training data (specgan_jax.evaluate), "eval/<metric>" rows in metrics.jsonl and
+    # TensorBoard, and the checkpoint with the best eval_metric kept in
+    # checkpoints_best_<metric>/. Uses its own random numbers: training is unchanged. Run control.
+    eval_every: int = 0
+    # The metric that picks the best checkpoint: lower is better, except inception_score (higher;
+    # needs data with classes). Run control.
+    eval_metric: Literal["fd", "kid", "ndb", "mean_rms", "std_rms", "inception_score"] = "fd"
+    eval_n: int = 0  # generated samples per evaluation; 0 = the held-out split's size; run control
 
     # Fields that may differ between a run directory's config.json and a resumed invocation.
     RUN_CONTROL = (
         "steps", "steps_per_call", "loop", "log_every", "checkpoint_every", "checkpoint_every_secs",
-        "keep_checkpoints", "preview_every", "tensorboard",
+        "keep_checkpoints", "preview_every", "tensorboard", "eval_every", "eval_metric", "eval_n",
     )
 
     def __post_init__(self):
@@ -158,6 +169,9 @@ class TrainConfig:
         if self.checkpoint_every_secs < 0:
             raise ValueError("train.checkpoint_every_secs must be >= 0 (0 disables it)")
         _check_choice("train.loop", self.loop, ("auto", "scan", "python"))
+        _check_choice("train.eval_metric", self.eval_metric, EVAL_METRICS)
+        if self.eval_every < 0 or self.eval_n < 0:
+            raise ValueError("train.eval_every and train.eval_n must be >= 0 (0: off / auto)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,3 +292,53 @@ class Config:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Sample-quality evaluation (specgan_jax.evaluate, scripts/evaluate.py; flags --eval.*).
+
+    Not part of a run's config.json: evaluation never changes training. Periodic evaluation
+    during training uses these defaults with seed = train.seed and n = train.eval_n.
+    """
+
+    # Seeds the real split, the generated samples' latents (sample i of seed S is the one
+    # scripts/generate.py --seed S writes), the KID subsets and the k-means of NDB.
+    seed: int = 0
+    # Generated samples to evaluate; 0 = as many as the held-out real split. Equal sizes keep
+    # the small-sample bias of the Fréchet distance equal to that of the real baseline.
+    n: int = 0
+    # At most this many real spectrograms per split (reference / held-out), chosen at random:
+    # bounds time and memory (nearest neighbours cost N_gen x N_ref x F x T).
+    max_real: int = 1000
+    # "auto": a classifier trained on the real reference split when the data has > 1 class,
+    # else fixed random convolutional features (specgan_jax.features).
+    feature_space: Literal["auto", "classifier", "random_conv"] = "auto"
+    classifier_steps: int = 200  # Adam updates of the feature classifier (15-25 s on a 2-core CPU)
+    classifier_batch_size: int = 32  # its minibatch size
+    classifier_lr: float = 1e-3  # its Adam learning rate
+    kid_subsets: int = 100  # KID: random subsets averaged (Bińkowski et al. 2018 use 100)
+    # KID: samples per subset; 0 = auto: min(1000, half the smaller set), so that the subsets
+    # differ and their spread (the reported std) means something (1000 as Bińkowski et al.).
+    kid_subset_size: int = 0
+    # NDB bins (k-means clusters of the real reference split); 0 = auto: one bin per
+    # NDB_SAMPLES_PER_BIN (10) reference samples, within [2, 100] (the paper uses 100 bins for
+    # tens of thousands of samples; the z-test needs several samples per bin).
+    ndb_k: int = 0
+    ndb_alpha: float = 0.05  # NDB: significance level of each bin's two-proportion z-test
+
+    def __post_init__(self):
+        _check_choice("eval.feature_space", self.feature_space,
+                      ("auto", "classifier", "random_conv"))
+        for name in ("n", "ndb_k", "kid_subset_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"eval.{name} must be >= 0 (0 = auto)")
+        for name in ("max_real", "classifier_steps", "classifier_batch_size", "kid_subsets"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"eval.{name} must be >= 1; got {getattr(self, name)}")
+        if self.max_real < 4:
+            raise ValueError("eval.max_real must be >= 4")
+        if not self.classifier_lr > 0:
+            raise ValueError("eval.classifier_lr must be > 0")
+        if not 0 < self.ndb_alpha < 1:
+            raise ValueError("eval.ndb_alpha must be in (0, 1)")

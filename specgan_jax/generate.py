@@ -68,7 +68,8 @@ def interpolation_latents(seed: int, n: int, latent_dim: int, dist: str):
 class LoadedRun:
     """A run directory's generator, ready to sample: config, moments, G variables, step."""
 
-    def __init__(self, run_dir: str, step: Optional[int] = None):
+    def __init__(self, run_dir: str, step: Optional[int] = None,
+                 checkpoint_dir: str = "checkpoints"):
         import jax
 
         from specgan_jax import checkpoint as ckpt_lib
@@ -84,9 +85,9 @@ class LoadedRun:
                                     "(scripts/train.py writes it)")
         self.config = load_run_config(run_dir)
         self.moments = Moments.load(os.path.join(run_dir, "moments.npz"))
-        ckdir = os.path.join(run_dir, "checkpoints")
+        ckdir = os.path.join(run_dir, checkpoint_dir)
         if not os.path.isdir(ckdir):
-            raise GenerateError(f"no checkpoint in {run_dir} (no checkpoints/ folder)")
+            raise GenerateError(f"no checkpoint in {run_dir} (no {checkpoint_dir}/ folder)")
         c = self.config
         abstract = jax.eval_shape(lambda k: train_step.create_train_state(
             c.model, c.loss, c.optim, k), jax.random.PRNGKey(0))
@@ -105,16 +106,21 @@ class LoadedRun:
         self.g_batch_stats = restored.state.g_batch_stats
         self._gen = jax.jit(lambda p, bs, z: train_step.generate(c.model, p, bs, z))
 
+    def generate_normalized(self, z, batch_size: int = 64) -> np.ndarray:
+        """z [N, latent] -> G's output [N, F, T] float32 in the normalised domain [-1, 1]
+        (rows = frequency), as the model sees data (used by specgan_jax.evaluate)."""
+        out = []
+        for s in range(0, z.shape[0], batch_size):
+            y = np.asarray(self._gen(self.g_params, self.g_batch_stats, z[s:s + batch_size]))
+            out.append(y[..., 0])  # [b, F, T]
+        return np.concatenate(out, axis=0)
+
     def generate(self, z, batch_size: int = 64) -> np.ndarray:
         """z [N, latent] -> spectrograms [N, rows, cols] in the input's units and orientation
         (rows = frequency unless the run's data.orientation is 'time_rows')."""
         from specgan_jax.normalize import denormalize
 
-        out = []
-        for s in range(0, z.shape[0], batch_size):
-            y = np.asarray(self._gen(self.g_params, self.g_batch_stats, z[s:s + batch_size]))
-            out.append(denormalize(y[..., 0], self.moments))  # [b, F, T] input units
-        x = np.concatenate(out, axis=0)
+        x = denormalize(self.generate_normalized(z, batch_size), self.moments)  # input units
         if self.config.data.orientation == "time_rows":
             x = np.swapaxes(x, 1, 2)  # back to the files' rows = time
         return x
@@ -172,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first sample index: samples start..start+n-1 of the seed [default: 0]")
     p.add_argument("--step", type=int, default=None,
                    help="checkpoint step to load [default: the latest]")
+    p.add_argument("--checkpoint-dir", default="checkpoints", metavar="NAME",
+                   help="checkpoint folder inside RUN_DIR, e.g. checkpoints_best_fd (the best "
+                        "checkpoint kept by --train.eval_every) [default: checkpoints]")
     p.add_argument("--interpolate", action="store_true",
                    help="n samples on the line from sample 0 to sample 1 of the seed")
     p.add_argument("--batch-size", type=int, default=64,
@@ -187,7 +196,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     from specgan_jax.data import DataError
 
     try:
-        run = LoadedRun(args.run_dir, step=args.step)
+        run = LoadedRun(args.run_dir, step=args.step, checkpoint_dir=args.checkpoint_dir)
         mc, lc = run.config.model, run.config.loss
         if args.interpolate:
             z = interpolation_latents(args.seed, args.n, mc.latent_dim, lc.latent_dist)

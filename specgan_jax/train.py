@@ -6,7 +6,8 @@ Run directory (predictable names, DESIGN §7.6):
     labels.json     class names by label index (when the data has classes)
     checkpoints/    orbax CheckpointManager steps (specgan_jax.checkpoint)
     previews/       reals.png once, fakes_NNNNNN.png every train.preview_every steps and at the end
-    metrics.jsonl   one row every train.log_every steps
+    metrics.jsonl   one row every train.log_every steps (and "eval/*" rows every train.eval_every)
+    checkpoints_best_<metric>/  the best checkpoint by train.eval_metric (when eval_every > 0)
     tensorboard/    event files, only when a TensorBoard writer is importable
 
 Loop: one host call runs a chunk of train.steps_per_call generator steps (lax.scan inside
@@ -351,8 +352,9 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
     def next_boundary(s: int) -> int:
         """The next step at which something must happen (log, preview, checkpoint, end)."""
         cands = [tc.steps, s + tc.steps_per_call]
-        for every in (tc.log_every, tc.preview_every, tc.checkpoint_every):
-            cands.append((s // every + 1) * every)
+        for every in (tc.log_every, tc.preview_every, tc.checkpoint_every, tc.eval_every):
+            if every:
+                cands.append((s // every + 1) * every)
         return min(cands)
 
     use_scan = tc.loop == "scan" or (tc.loop == "auto" and jax.default_backend() != "cpu")
@@ -368,6 +370,17 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
             ms.append(m)
         ms = jax.device_get(ms)
         return st, {k: np.stack([m[k] for m in ms]) for k in ms[0]}
+
+    periodic = None  # sample-quality evaluation + best checkpoint (specgan_jax.evaluate)
+    if tc.eval_every:
+        from specgan_jax.evaluate import PeriodicEval
+
+        try:
+            periodic = PeriodicEval(config, dataset, moments, workdir, gen_fn, step, log)
+        except BaseException:
+            metrics_log.close()
+            ckpt.close()
+            raise
 
     t_start = time.monotonic()
     rate_from = (step, t_start)  # (step, time) the steps/s of the next log line counts from
@@ -411,6 +424,9 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
                     save_preview(state, step)
                 if ckpt.should_save(step) or step == tc.steps or flag.signum is not None:
                     ckpt.save(step, state, meta)
+                if periodic is not None and step % tc.eval_every == 0:
+                    metrics_log.write(step, periodic(state, step))
+                    rate_from = (step, time.monotonic())  # steps/s without the evaluation
                 if flag.signum is not None:
                     interrupted = flag.signum
                     break
@@ -418,6 +434,8 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
         bar.close()
         metrics_log.close()
         ckpt.close()
+        if periodic is not None:
+            periodic.close()
     if interrupted is not None:
         log(f"stopped by {signal.Signals(interrupted).name} at step {step}; checkpoint saved. "
             "Re-run the same command to resume.")
@@ -493,6 +511,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     from specgan_jax.data import DataError
     from specgan_jax.checkpoint import CheckpointError
+    from specgan_jax.evaluate import EvaluateError
 
     try:
         config, demo = resolve_config(args)
@@ -509,7 +528,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     try:
         outcome = train_and_evaluate(config, workdir, demo=demo, progress=not args.no_progress)
-    except (cli.ConfigError, RunDirError, DataError, CheckpointError, NonFiniteError) as e:
+    except (cli.ConfigError, RunDirError, DataError, CheckpointError, NonFiniteError,
+            EvaluateError) as e:
         print(f"error: {e}", file=sys.stderr)
         return cli.finish(1, argv)
     if outcome.interrupted is not None:
