@@ -29,6 +29,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from specgan_jax import atomic
 from specgan_jax.config import DataConfig
 
 CACHE_VERSION = 1
@@ -321,19 +322,6 @@ def _stat(paths: Sequence[str]) -> list[list]:
     return out
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp_", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
-
-
 def _remove(path: str) -> None:
     try:
         os.remove(path)
@@ -411,7 +399,7 @@ def load_dataset(data_cfg: DataConfig, progress: bool = True) -> Dataset:
             manifest = {"options": _options(data_cfg), "files": files, "labels_all": labels,
                         "class_names": class_names, "paths": kept_paths,
                         "labels": kept_labels, "skipped": skipped}
-            _atomic_write_text(manifest_path, json.dumps(manifest))
+            atomic.write_text(manifest_path, json.dumps(manifest), fsync=True)
             x = np.load(npy_path, mmap_mode="r")
         else:
             x = np.load(tmp_npy)  # into memory; the temporary folder goes away

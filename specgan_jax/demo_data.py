@@ -18,10 +18,10 @@ whatever n_per_class is.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Sequence
 
 import numpy as np
+from specgan_jax import atomic
 
 CLASS_NAMES = ["harmonic", "chirp", "click", "noise_band"]
 LOG_EPS = 1e-6  # log(|X| + 1e-6), train_specgan.py
@@ -132,14 +132,7 @@ def write_csv_folders(out_dir: str, x: np.ndarray, labels: Sequence[int],
         k = counters.get(name, 0)
         counters[name] = k + 1
         path = os.path.join(folder, f"{name}_{k:05d}.csv")
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".csv")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                np.savetxt(fh, xi, delimiter=",", fmt=fmt)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic.atomic_open(path, "w") as fh:
+            np.savetxt(fh, xi, delimiter=",", fmt=fmt)
         paths.append(path)
     return paths

@@ -66,7 +66,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import textwrap
 import time
 from typing import Callable, Optional
@@ -76,6 +75,7 @@ import numpy as np
 from specgan_jax import cli
 from specgan_jax import metrics as M
 from specgan_jax.config import EvalConfig
+from specgan_jax import atomic
 
 MIN_REAL = 8  # real spectrograms needed: 4 per split (FD needs 2 per set, NDB 2 bins)
 NDB_SAMPLES_PER_BIN = 10  # automatic NDB k: one bin per this many reference samples...
@@ -605,18 +605,7 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
     ax.text(0.0, 1.0, "\n".join(lines), family="monospace", fontsize=9, va="top")
     ax.text(0.36, 1.0, "\n".join(textwrap.fill(t, 95) for t in notes), fontsize=8, va="top")
     fig.suptitle(title, fontsize=11)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return atomic.save_figure(fig, path)
 
 
 def _round_robin(labels: np.ndarray, n: int) -> np.ndarray:
@@ -635,20 +624,6 @@ def _fmt(v) -> str:
 
 # ----------------------------------------------------------------------------------------------
 # A run directory: generated samples, eval.json
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _load_run_basics(run_dir: str):
@@ -727,7 +702,7 @@ def evaluate_run(run_dir: str, real: str, cfg: EvalConfig, *, out: Optional[str]
     result = {**ev.metrics, "meta": meta}
     out = out or os.path.join(run_dir, "eval")
     json_path = os.path.join(out, "eval.json")
-    _atomic_write_text(json_path, json.dumps(result, indent=2) + "\n")
+    atomic.write_text(json_path, json.dumps(result, indent=2) + "\n")
     title = (f"{os.path.basename(os.path.abspath(run_dir))}: "
              + (f"step {gen_step}" if gen_step is not None else f"fakes {fakes}")
              + f" | features: {evaluator.space.kind}")

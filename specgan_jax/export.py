@@ -20,7 +20,7 @@ import sys
 import tempfile
 from typing import Optional
 
-from specgan_jax import cli
+from specgan_jax import atomic, cli
 from specgan_jax.config import Config, ModelConfig
 
 
@@ -88,7 +88,7 @@ def import_generator(pt_path: str, moments_path: str, out_dir: str, config: Conf
     from specgan_jax import checkpoint as ckpt_lib
     from specgan_jax import convert, train_step
     from specgan_jax.moments import Moments
-    from specgan_jax.train import _atomic_write_text, _config_json
+    from specgan_jax.train import _config_json
 
     if not os.path.exists(pt_path):
         raise ExportError(f"{pt_path} does not exist")
@@ -115,7 +115,7 @@ def import_generator(pt_path: str, moments_path: str, out_dir: str, config: Conf
     ck = ckpt_lib.Checkpointer(os.path.join(out_dir, "checkpoints"), use_async=False)
     ck.save(0, state, {"imported_from": os.path.abspath(pt_path)})
     ck.close()
-    _atomic_write_text(os.path.join(out_dir, "config.json"), _config_json(config))
+    atomic.write_text(os.path.join(out_dir, "config.json"), _config_json(config))
 
 
 def export_main(argv: Optional[list[str]] = None) -> int:

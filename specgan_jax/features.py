@@ -31,10 +31,10 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from typing import Callable, Optional
 
 import numpy as np
+from specgan_jax import atomic
 
 FEATURES_VERSION = 1  # part of the cache key: bump when the architecture or training changes
 RANDOM_FEATURES_SEED = 0  # the random_conv weights (fixed: one feature space for every run)
@@ -149,20 +149,6 @@ def _data_hash(x: np.ndarray, labels: np.ndarray, class_names, opts: ClassifierO
     return h.hexdigest()[:16]
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def train_classifier(x: np.ndarray, labels: np.ndarray, n_classes: int,
                      opts: ClassifierOptions = ClassifierOptions()):
     """Train the FeatureNet classifier on x [N, F, T] (normalised) / labels [N] -> params.
@@ -246,8 +232,8 @@ def classifier_features(ref_x: np.ndarray, ref_labels: np.ndarray, class_names: 
                   "widths": list(WIDTHS), "hash": key, "cache_file": cache_file,
                   "loaded_from_cache": not trained}
     if trained and cache_file is not None:
-        _atomic_write(cache_file, flax.serialization.to_bytes(params))
-        _atomic_write(cache_file[:-len(".msgpack")] + ".json", (json.dumps(
+        atomic.write_bytes(cache_file, flax.serialization.to_bytes(params))
+        atomic.write_bytes(cache_file[:-len(".msgpack")] + ".json", (json.dumps(
             {k: v for k, v in space.info.items() if k != "loaded_from_cache"}
             | {"class_names": list(class_names), "n_train": int(len(ref_x)),
                "version": FEATURES_VERSION}, indent=2) + "\n").encode())

@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from typing import Optional
 
 import numpy as np
 
 from specgan_jax import cli
+from specgan_jax import atomic
 
 EPILOG = """\
 examples:
@@ -127,15 +127,8 @@ class LoadedRun:
 
 
 def _atomic_save(path: str, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic.atomic_open(path, "wb") as fh:
+        write(fh)
 
 
 def write_outputs(x: np.ndarray, out_dir: str, fmt: str, stem: str, names: list[str],

@@ -22,13 +22,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import warnings
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
 from specgan_jax.data import DataError
+from specgan_jax import atomic
 
 MOMENTS_VERSION = 1
 
@@ -72,20 +72,9 @@ class Moments:
         """Write an .npz (arrays mean, std, std_raw; JSON string `meta`) atomically.
         `mean` and `std` keep the seed's key names, so the seed's load_moments reads it."""
         path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, mean=self.mean, std=self.std, std_raw=self.std_raw,
-                         meta=np.array(json.dumps(self.metadata())))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic.atomic_open(path, "wb", fsync=True) as f:
+            np.savez(f, mean=self.mean, std=self.std, std_raw=self.std_raw,
+                     meta=np.array(json.dumps(self.metadata())))
 
     @classmethod
     def load(cls, path: str) -> "Moments":

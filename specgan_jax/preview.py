@@ -11,12 +11,11 @@ Uses matplotlib's object API with the Agg canvas directly (no pyplot, no global 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from specgan_jax import atomic
 
 
 def color_range(x: np.ndarray, lo: float = 1.0, hi: float = 99.0) -> tuple[float, float]:
@@ -65,18 +64,7 @@ def save_grid(path: str, images: np.ndarray, *, title: str, vmin: float, vmax: f
     cb = fig.colorbar(im, cax=cax)
     cb.set_label(cbar_label, fontsize=8)
     cb.ax.tick_params(labelsize=7)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return atomic.save_figure(fig, path)
 
 
 def fakes_name(step: int) -> str:

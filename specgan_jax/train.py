@@ -27,13 +27,12 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import time
 from typing import Callable, Optional
 
 import numpy as np
 
-from specgan_jax import cli
+from specgan_jax import atomic, cli
 from specgan_jax.config import Config, TrainConfig
 
 # The no-argument demo run: a small model that trains in minutes on a 2-core CPU. Only fields
@@ -80,18 +79,6 @@ class Outcome:
 # Small file helpers
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _config_json(config: Config) -> str:
     return json.dumps(cli.config_to_dict(config), indent=2, sort_keys=True) + "\n"
 
@@ -107,7 +94,7 @@ def _check_or_write_config(config: Config, workdir: str) -> bool:
     fields. Returns True if the run directory already existed (a resume)."""
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
-        _atomic_write_text(path, _config_json(config))
+        atomic.write_text(path, _config_json(config))
         return False
     saved = cli.config_to_dict(load_run_config(workdir))
     now = cli.config_to_dict(config)
@@ -119,7 +106,7 @@ def _check_or_write_config(config: Config, workdir: str) -> bool:
             "  saved config.json != this invocation:\n    " + "\n    ".join(differences)
             + f"\n  Use another --workdir, or pass --config {path} to continue it.")
     # Keep config.json the latest resolved config (run-control fields may have changed).
-    _atomic_write_text(path, _config_json(config))
+    atomic.write_text(path, _config_json(config))
     return True
 
 
@@ -181,7 +168,7 @@ def _load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], No
         moments.save(mpath)
     if len(dataset.class_names) > 1 or demo:
         labels_path = os.path.join(workdir, "labels.json")
-        _atomic_write_text(labels_path, json.dumps(
+        atomic.write_text(labels_path, json.dumps(
             {"class_names": list(dataset.class_names)}, indent=2) + "\n")
     return dataset, moments
 

@@ -152,7 +152,7 @@ def test_failed_parse_leaves_no_partial_cache(classes, tmp_path):
     npy, manifest = data._cache_paths(cfg)
     # The old manifest is gone (invalidated before writing) and no temporary file remains.
     assert not os.path.exists(manifest)
-    assert [n for n in os.listdir(os.path.dirname(npy)) if n.startswith(".tmp_")] == []
+    assert [n for n in os.listdir(os.path.dirname(npy)) if n.startswith(".tmp")] == []
 
 
 def test_no_cache_mode_writes_nothing(classes, tmp_path):

@@ -166,7 +166,7 @@ def test_on_bad_file_skip_reports_each(tmp_path):
     # The kept rows are the right files' data, in order (compaction after skipping).
     np.testing.assert_allclose(ds.x[1], good(4), rtol=1e-5)
     # Nothing half-written is left in the cache folder.
-    leftovers = [n for _, _, fs in os.walk(tmp_path / "c") for n in fs if n.startswith(".tmp_")]
+    leftovers = [n for _, _, fs in os.walk(tmp_path / "c") for n in fs if n.startswith(".tmp")]
     assert leftovers == []
 
 
