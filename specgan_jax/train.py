@@ -36,17 +36,18 @@ from specgan_jax import atomic, cli
 from specgan_jax.config import Config, TrainConfig
 
 # The no-argument demo run: a small model that trains in minutes on a 2-core CPU. Only fields
-# not given by --config/flags take these values. Departures from the SpecGAN defaults, chosen by
-# looking at the previews: upsample="nn" (transposed convs leave a checkerboard over the whole
-# picture this early), lr 5e-4 instead of 1e-4 (with 1e-4 and 150 steps the samples were still
-# identical noise), and batch 8 for 400 steps rather than batch 16 for 200 (the same wall time,
-# ~3 min measured on the 2-core dev machine: twice the updates gave distinct, high-contrast
-# samples with harmonic-like stripes and diagonal sweeps, where 200 steps gave smooth blobs).
+# not given by --config/flags take these values. Measured on the 2-core dev machine: 200 steps
+# in ~3 min. Departures from the SpecGAN defaults, chosen by looking at the previews after 200
+# steps: upsample="nn" (transposed convs leave a checkerboard over the whole picture this
+# early) and lr 5e-4 instead of 1e-4 (with 1e-4 and 150 steps the samples were still identical
+# noise). Batch 8 for 400 steps (the same wall time) was tried and measured worse with
+# scripts/evaluate.py --real demo: FD 11.7 (5.3 and 10.5 at steps 300/350) against 2.7 for this
+# preset (real-vs-real baseline 0.05), although its previews had more contrast.
 DEMO_PRESET = {
     "model": {"dim": 8, "upsample": "nn"},
     "optim": {"g_lr": 5e-4, "d_lr": 5e-4},
-    "train": {"steps": 400, "batch_size": 8, "steps_per_call": 10, "log_every": 20,
-              "checkpoint_every": 100, "preview_every": 100, "n_preview": 16},
+    "train": {"steps": 200, "batch_size": 16, "steps_per_call": 10, "log_every": 10,
+              "checkpoint_every": 50, "preview_every": 50, "n_preview": 16},
 }
 DEMO_N_PER_CLASS = 64  # demo spectrograms per class
 
