@@ -33,7 +33,7 @@ the stored weights inside the jitted function by static slicing (exact: no arith
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 import flax.linen as nn
 import jax
@@ -106,10 +106,12 @@ def _phase_kernel(w_hwio: jax.Array, s: np.ndarray) -> jax.Array:
 
 
 def _conv(x, w, strides=(1, 1), padding="VALID", lhs_dilation=(1, 1)):
-    # float32 results whatever the input dtype: bf16 inputs accumulate in fp32 (model.precision)
+    # bf16 inputs (model.precision="bf16") accumulate and return float32; float32 and float64
+    # (the parity suite's x64 checks) stay in their own dtype
     return lax.conv_general_dilated(
         x, w, window_strides=strides, padding=padding, lhs_dilation=lhs_dilation,
-        dimension_numbers=_NHWC, preferred_element_type=jnp.float32,
+        dimension_numbers=_NHWC,
+        preferred_element_type=jnp.float32 if x.dtype == jnp.bfloat16 else None,
     )
 
 
@@ -127,8 +129,8 @@ def space_to_depth(x: jax.Array) -> jax.Array:
     return x.reshape(b, h // 2, w // 2, 4 * c)
 
 
-# Dtypes: kernels arrive in float32 (the stored parameters) and are cast to x's dtype only after
-# the phase kernels are assembled, so bf16 mode rounds each weight once; results are float32.
+# Dtypes: kernels arrive in the parameters' dtype and are cast to x's dtype only after the phase
+# kernels are assembled, so bf16 mode rounds each weight once; bf16 inputs give float32 results.
 
 
 def conv_transpose_2x(x, kernel, padding: Padding, impl: Impl):
@@ -186,20 +188,20 @@ class UpConv(nn.Module):
     upsample: Literal["zeros", "nn"]
     padding: Padding
     impl: Impl
-    dtype: jnp.dtype = jnp.float32  # compute dtype of the convolution (float32 accumulation)
+    dtype: Optional[jnp.dtype] = None  # bf16: compute dtype (fp32 accumulation); None: x's own
 
     @nn.compact
     def __call__(self, x):
         cin = x.shape[-1]
         k = self.kernel_len
-        x = x.astype(self.dtype)
+        x = x if self.dtype is None else x.astype(self.dtype)
         if self.upsample == "zeros":
             kernel = self.param("kernel", kernel_init, (k, k, self.features, cin))  # [K,K,O,I]
             y = conv_transpose_2x(x, kernel, self.padding, self.impl)
         else:
             kernel = self.param("kernel", kernel_init, (k, k, cin, self.features))  # [K,K,I,O]
             y = nn_upsample_conv(x, kernel, self.impl)
-        return y + self.param("bias", bias_init, (self.features,))  # float32
+        return y + self.param("bias", bias_init, (self.features,))
 
 
 class DownConv(nn.Module):
@@ -209,14 +211,15 @@ class DownConv(nn.Module):
     kernel_len: int
     padding: Padding
     impl: Impl
-    dtype: jnp.dtype = jnp.float32  # compute dtype of the convolution (float32 accumulation)
+    dtype: Optional[jnp.dtype] = None  # bf16: compute dtype (fp32 accumulation); None: x's own
 
     @nn.compact
     def __call__(self, x):
         k = self.kernel_len
         kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features))
-        y = conv_2x(x.astype(self.dtype), kernel, self.padding, self.impl)
-        return y + self.param("bias", bias_init, (self.features,))  # float32
+        x = x if self.dtype is None else x.astype(self.dtype)
+        y = conv_2x(x, kernel, self.padding, self.impl)
+        return y + self.param("bias", bias_init, (self.features,))
 
 
 class BatchNorm(nn.Module):

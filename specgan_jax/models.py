@@ -30,17 +30,25 @@ def resolve_impl(cfg: ModelConfig) -> str:
 
 
 def compute_dtype(cfg: ModelConfig):
-    """Input/weight dtype of every convolution and dense layer (accumulation is float32)."""
-    return jnp.bfloat16 if cfg.precision == "bf16" else jnp.float32
+    """bf16 mode: the input/weight dtype of every convolution and dense layer (accumulation is
+    float32). None in fp32 mode: layers compute in their inputs' dtype, which keeps float64
+    inputs float64 (the parity suite's x64 checks)."""
+    return jnp.bfloat16 if cfg.precision == "bf16" else None
 
 
 def _dense(features: int, cfg: ModelConfig, name: str):
-    # dtype: compute dtype (bf16 mode: bf16 inputs/weights); params stay float32; the product
-    # accumulates in float32 (preferred_element_type), as the convolutions do
+    if cfg.precision != "bf16":
+        return nn.Dense(features, kernel_init=kernel_init, bias_init=bias_init, name=name)
+    # bf16 inputs/weights, float32 params, the product accumulated and returned in float32
     return nn.Dense(features, kernel_init=kernel_init, bias_init=bias_init,
-                    dtype=compute_dtype(cfg), param_dtype=jnp.float32, name=name,
+                    dtype=jnp.bfloat16, param_dtype=jnp.float32, name=name,
                     dot_general=functools.partial(lax.dot_general,
                                                   preferred_element_type=jnp.float32))
+
+
+def _from_compute(x, cfg: ModelConfig):
+    """A dense layer's output back to float32 in bf16 mode (its bias add may round to bf16)."""
+    return x.astype(jnp.float32) if cfg.precision == "bf16" else x
 
 
 class _DenseBlock(nn.Module):
@@ -51,7 +59,7 @@ class _DenseBlock(nn.Module):
     @nn.compact
     def __call__(self, z, train: bool):
         c = 16 * self.cfg.dim
-        x = _dense(_SEED * _SEED * c, self.cfg, "dense")(z).astype(jnp.float32)  # -> [B,4*4*16d]
+        x = _from_compute(_dense(_SEED * _SEED * c, self.cfg, "dense")(z), self.cfg)  # -> [B,4*4*16d]
         x = x.reshape(z.shape[0], _SEED, _SEED, c)  # NHWC, as tf.reshape in specgan.py
         if self.cfg.use_batchnorm:
             x = BatchNorm(name="bn")(x, train)
@@ -122,8 +130,8 @@ class Discriminator(nn.Module):
         x = lrelu(_DownBlock(self.cfg, 8 * d, bn, name="downconv_3")(x))  # -> [B,8,8,8d]
         x = lrelu(_DownBlock(self.cfg, 16 * d, bn, name="downconv_4")(x))  # -> [B,4,4,16d]
         x = x.reshape(x.shape[0], -1)  # flatten NHWC: [B, 4*4*16d]
-        x = _dense(1, self.cfg, "output")(x).astype(jnp.float32)
-        return x[:, 0]  # [B] float32 logits
+        x = _from_compute(_dense(1, self.cfg, "output")(x), self.cfg)
+        return x[:, 0]  # [B] logits (float32 in bf16 mode)
 
 
 def init_models(cfg: ModelConfig, key: jax.Array, batch: int = 1):
