@@ -362,7 +362,8 @@ class DistributedConfig:
     # else auto-detected on a known cluster.
     coordinator_address: Optional[str] = None
     num_processes: Optional[int] = None  # processes in all; None: $JAX_NUM_PROCESSES or detected
-    process_id: Optional[int] = None  # this process, 0..num_processes-1; None: $JAX_PROCESS_ID or detected
+    # This process, 0..num_processes-1 (0 writes the files); None: $JAX_PROCESS_ID or detected.
+    process_id: Optional[int] = None
     initialization_timeout: int = 300  # seconds to wait for all processes to connect
 
     def __post_init__(self):
