@@ -9,10 +9,11 @@ are made here. Tiny models (dim 4); every child has a timeout.
 Tolerances. Sharding a batch over devices changes only the order of floating-point sums: a
 batch mean or a gradient becomes per-device partial sums plus an all-reduce. In float32 that
 moves results by a few ulps per reduction; measured after 2 steps (dim 4, batch 8, 2 critic
-updates, WGAN-GP, Adam): metrics within 4e-7 relative, parameters and optimizer state within
-3.9e-7 absolute (largest in downconv_4's kernel: elements whose gradient is near zero, where
-Adam's update lr * m / (sqrt(v) + eps) amplifies rounding; 1.5e-6 with the state initialised
-op by op instead of jitted). PARAM_ATOL = 1e-5 is a tenth of one Adam step (lr 1e-4); a real
+updates, WGAN-GP, Adam): metrics within 2.4e-7 relative, parameters and optimizer state within
+1.5e-7 absolute (earlier versions of the model: up to 4e-7 / 1.5e-6; the largest in
+downconv_4's kernel, elements whose gradient is near zero, where Adam's update
+lr * m / (sqrt(v) + eps) amplifies rounding). PARAM_ATOL = 1e-5 is a tenth of one Adam step
+(lr 1e-4); a real
 difference (a wrong batch split, a missing all-reduce: gradients off by O(1)) moves
 parameters by ~lr and fails it.
 """
