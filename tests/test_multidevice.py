@@ -13,9 +13,8 @@ updates, WGAN-GP, Adam): metrics within 2.4e-7 relative, parameters and optimize
 1.5e-7 absolute (earlier versions of the model: up to 4e-7 / 1.5e-6; the largest in
 downconv_4's kernel, elements whose gradient is near zero, where Adam's update
 lr * m / (sqrt(v) + eps) amplifies rounding). PARAM_ATOL = 1e-5 is a tenth of one Adam step
-(lr 1e-4); a real
-difference (a wrong batch split, a missing all-reduce: gradients off by O(1)) moves
-parameters by ~lr and fails it.
+(lr 1e-4); a real difference (a wrong batch split, a missing all-reduce: gradients off by
+O(1)) moves parameters by ~lr and fails it.
 """
 
 import json
