@@ -64,8 +64,16 @@ def to_device(dataset: DeviceDataset, sharding: Optional[jax.sharding.Sharding] 
     if isinstance(sharding, jax.sharding.NamedSharding):  # labels are 1-D: keep axis 0's spec
         label_sharding = jax.sharding.NamedSharding(
             sharding.mesh, jax.sharding.PartitionSpec(sharding.spec[0] if sharding.spec else None))
-    return DeviceDataset(x=jax.device_put(x, sharding),
-                         labels=jax.device_put(labels, label_sharding), n=n)
+    return DeviceDataset(x=_put(x, sharding), labels=_put(labels, label_sharding), n=n)
+
+
+def _put(a: np.ndarray, sharding: jax.sharding.Sharding) -> jax.Array:
+    """device_put, but across processes (multi-host) each process copies only the slices its
+    own devices hold, from its full host copy (device_put would first all-gather the whole
+    array to check it is equal on every process)."""
+    if sharding.is_fully_addressable:
+        return jax.device_put(a, sharding)
+    return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
 
 
 def _shards_along_axis0(sharding: jax.sharding.Sharding) -> int:

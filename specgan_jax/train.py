@@ -14,6 +14,14 @@ Loop: one host call runs a chunk of train.steps_per_call generator steps (lax.sc
 TrainFns.chunk); the metrics come back once per chunk. Chunks are cut so they end exactly on
 log/preview/checkpoint steps. All randomness is folded from the step number, so a run resumed
 from a checkpoint computes bitwise the same numbers as an uninterrupted one (on CPU).
+
+Devices: data-parallel over every device of every process (`jax.devices()`): a Mesh with one
+`data` axis, the state replicated, the dataset and each batch split along `data`
+(train_step.make_train_fns(mesh=...)). train.batch_size is the global batch and must be a
+multiple of the device count. Multi-host: `--distributed` runs jax.distributed.initialize()
+first (specgan_jax.distributed); every process runs this same loop, process 0 alone writes
+config.json, moments.npz, labels.json, previews and metrics, and all processes take part in
+orbax's checkpoint saves (the run directory must be on storage every process sees).
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from specgan_jax import atomic, cli
-from specgan_jax.config import Config, TrainConfig
+from specgan_jax import distributed as dist_lib
+from specgan_jax.config import Config, LaunchConfig, TrainConfig
 
 # The no-argument demo run: a small model that trains in minutes on a 2-core CPU. Only fields
 # not given by --config/flags take these values. Departures from the SpecGAN defaults:
@@ -56,6 +65,7 @@ DEMO_N_PER_CLASS = 64  # demo spectrograms per class
 
 ALIASES = {"data": "data.path", "steps": "train.steps", "seed": "train.seed",
            "batch-size": "train.batch_size"}
+LAUNCH_ALIASES = {"distributed": "distributed.enabled"}
 EXIT_SIGNAL_BASE = 128  # exit status after SIGINT/SIGTERM: 128 + signal number (Unix convention)
 
 
@@ -94,12 +104,14 @@ def load_run_config(workdir: str) -> Config:
     return cli.config_from_dict(Config, cli.load_json(path), source=path)
 
 
-def _check_or_write_config(config: Config, workdir: str) -> bool:
+def _check_or_write_config(config: Config, workdir: str, write: bool = True) -> bool:
     """Write config.json for a new run; for an existing one require equal non-run-control
-    fields. Returns True if the run directory already existed (a resume)."""
+    fields. Returns True if the run directory already existed (a resume). write=False (the
+    processes other than 0 of a multi-host run): check only, never write."""
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
-        atomic.write_text(path, _config_json(config))
+        if write:
+            atomic.write_text(path, _config_json(config))
         return False
     saved = cli.config_to_dict(load_run_config(workdir))
     now = cli.config_to_dict(config)
@@ -111,7 +123,8 @@ def _check_or_write_config(config: Config, workdir: str) -> bool:
             "  saved config.json != this invocation:\n    " + "\n    ".join(differences)
             + f"\n  Use another --workdir, or pass --config {path} to continue it.")
     # Keep config.json the latest resolved config (run-control fields may have changed).
-    atomic.write_text(path, _config_json(config))
+    if write:
+        atomic.write_text(path, _config_json(config))
     return True
 
 
@@ -135,8 +148,11 @@ def default_run_name(config: Config, demo: bool) -> str:
 # Data
 
 
-def _load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], None]):
-    """Dataset (raw units) and Moments (computed once, then read from moments.npz)."""
+def _load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], None],
+               write: bool = True):
+    """Dataset (raw units) and Moments (computed once, then read from moments.npz).
+    write=False: write neither moments.npz nor labels.json (processes other than 0; every
+    process computes the same moments from the same data)."""
     from specgan_jax import moments as moments_lib
 
     if demo:
@@ -151,7 +167,7 @@ def _load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], No
     else:
         from specgan_jax import data as data_lib
 
-        dataset = data_lib.load_dataset(config.data, progress=True)
+        dataset = data_lib.load_dataset(config.data, progress=write)
         for path, reason in dataset.skipped:
             log(f"skipped {path}: {reason}")
     n, f_, t_ = dataset.x.shape
@@ -169,9 +185,10 @@ def _load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], No
         if demo:
             moments = moments_lib.compute_moments(dataset.x)
         else:
-            moments = moments_lib.moments_for(dataset, config.data, progress=True)
-        moments.save(mpath)
-    if len(dataset.class_names) > 1 or demo:
+            moments = moments_lib.moments_for(dataset, config.data, progress=write)
+        if write:
+            moments.save(mpath)
+    if write and (len(dataset.class_names) > 1 or demo):
         labels_path = os.path.join(workdir, "labels.json")
         atomic.write_text(labels_path, json.dumps(
             {"class_names": list(dataset.class_names)}, indent=2) + "\n")
@@ -244,6 +261,21 @@ def threading_is_main() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+class _NoMetricsLog:
+    """MetricsLog's interface, writing nothing (processes other than 0 of a multi-host run)."""
+
+    tb = None
+
+    def truncate_after(self, step: int) -> None:
+        pass
+
+    def write(self, step: int, metrics: dict, elapsed: Optional[float] = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = None,
                        log: Callable[[str], None] = _print, progress: bool = True,
                        step_hook: Optional[Callable] = None) -> Outcome:
@@ -269,17 +301,25 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
     tc = config.train
     if demo is None:
         demo = config.data.path is None and config.data.file_list is None
+    # Every device of every process (after jax.distributed.initialize, jax.devices() is global).
+    devices = jax.devices()
+    if tc.batch_size % len(devices):
+        raise cli.ConfigError(train_step.batch_divisibility_message(
+            tc.batch_size, len(devices), what="train.batch_size (--batch-size)"))
+    is_main = dist_lib.is_main_process()
+    if not is_main:  # one process speaks and writes; the others compute alongside it
+        log, progress = (lambda _: None), False
     os.makedirs(workdir, exist_ok=True)
-    resumed_dir = _check_or_write_config(config, workdir)
+    resumed_dir = _check_or_write_config(config, workdir, write=is_main)
     for sub in ("checkpoints", "previews"):
         os.makedirs(os.path.join(workdir, sub), exist_ok=True)
 
-    devices = jax.devices()
-    log(f"JAX devices: {len(devices)} x {devices[0].platform} ({devices[0].device_kind})")
+    log(f"JAX devices: {len(devices)} x {devices[0].platform} ({devices[0].device_kind})"
+        + (f" over {jax.process_count()} processes" if jax.process_count() > 1 else ""))
     mesh = Mesh(np.asarray(devices), ("data",))
     replicated = NamedSharding(mesh, P())
 
-    dataset, moments = _load_data(config, workdir, demo, log)
+    dataset, moments = _load_data(config, workdir, demo, log, write=is_main)
     # [N, F, T, 1] normalised, sharded along N over the mesh's 'data' axis.
     data = sampler_lib.to_device(
         sampler_lib.build_dataset(dataset.x, dataset.labels, moments, config.data.storage_dtype),
@@ -290,16 +330,18 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
 
     root = jax.random.PRNGKey(tc.seed)
     k_init, k_train, k_preview = jax.random.split(root, 3)
-    state = train_step.create_train_state(config.model, config.loss, config.optim, k_init)
-    state = jax.device_put(state, replicated)
+    # Initialised by one jitted call straight onto every device (replicated), not op by op on
+    # device 0 and then copied (and, across processes, all-gathered to check it is equal).
+    state = jax.jit(functools.partial(train_step.create_train_state, config.model, config.loss,
+                                      config.optim), out_shardings=replicated)(k_init)
     fns = train_step.make_train_fns(config.model, config.loss, config.optim, tc.batch_size,
-                                    sampler)
+                                    sampler, mesh=mesh)
 
     ckpt = ckpt_lib.Checkpointer(os.path.join(workdir, "checkpoints"), keep=tc.keep_checkpoints,
                                  every_steps=tc.checkpoint_every,
                                  every_secs=tc.checkpoint_every_secs, use_async=False)
-    metrics_log = MetricsLog(workdir, tensorboard=tc.tensorboard)
-    if tc.tensorboard and metrics_log.tb is None:
+    metrics_log = MetricsLog(workdir, tensorboard=tc.tensorboard) if is_main else _NoMetricsLog()
+    if is_main and tc.tensorboard and metrics_log.tb is None:
         log("TensorBoard: no writer importable (pip install tensorboard); metrics.jsonl only")
     step = 0
     if ckpt.latest_step() is not None:
@@ -321,12 +363,15 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
     vmin, vmax = preview_lib.color_range(reals)
     names = [dataset.class_names[int(c)] for c in np.asarray(dataset.labels)[reals_idx]]
     reals_png = os.path.join(workdir, "previews", "reals.png")
-    if not os.path.exists(reals_png):
+    if is_main and not os.path.exists(reals_png):
         preview_lib.save_grid(reals_png, reals, title="real examples", vmin=vmin, vmax=vmax,
                               labels=names if len(dataset.class_names) > 1 else None)
 
     def save_preview(st, at_step):
+        # Every process runs G (a computation on the global mesh); process 0 writes the PNG.
         fake = gen_fn(st.g_params, st.g_batch_stats, z_preview)[..., 0]  # [n, F, T] in [-1, 1]
+        if not is_main:
+            return
         fake = norm_lib.denormalize(np.asarray(fake), moments)
         preview_lib.save_grid(os.path.join(workdir, "previews", preview_lib.fakes_name(at_step)),
                               fake, title=f"generated, step {at_step}", vmin=vmin, vmax=vmax)
@@ -414,13 +459,19 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
                         log(line)
                 if step % tc.preview_every == 0 or step == tc.steps:
                     save_preview(state, step)
-                if ckpt.should_save(step) or step == tc.steps or flag.signum is not None:
+                # One decision for all processes (orbax's save and the stop are collective);
+                # with one process agree_any returns its arguments.
+                save_now, stop = dist_lib.agree_any(
+                    ckpt.should_save(step) or step == tc.steps, flag.signum is not None)
+                if save_now or stop:
                     ckpt.save(step, state, meta)
                 if periodic is not None and step % tc.eval_every == 0:
                     metrics_log.write(step, periodic(state, step))
                     rate_from = (step, time.monotonic())  # steps/s without the evaluation
-                if flag.signum is not None:
-                    interrupted = flag.signum
+                if stop:
+                    # A process that got no signal stops because another one did (e.g. a
+                    # cluster preempting one host): it reports SIGTERM, the usual such signal.
+                    interrupted = flag.signum if flag.signum is not None else int(signal.SIGTERM)
                     break
     finally:
         bar.close()
@@ -458,6 +509,14 @@ examples:
   # Linear-magnitude CSVs (log-transform before normalising), rows = time:
   python scripts/train.py --data data/lin --data.log_transform --data.orientation time_rows
 
+  # All devices are used, data-parallel (train.batch_size is the global batch, a
+  # multiple of the device count). Several hosts: the same command on each, e.g. 2 hosts:
+  python scripts/train.py --data /shared/spectrograms --workdir /shared/runs/mydata \\
+      --distributed --distributed.coordinator_address host0:1234 \\
+      --distributed.num_processes 2 --distributed.process_id 0     # 1 on the other host
+  # (or set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID; on Slurm, Open MPI
+  # or Cloud TPU `--distributed` alone: JAX detects the rest)
+
 Ctrl-C (or SIGTERM) saves a checkpoint and exits with status 128 + the signal number
 (130 for Ctrl-C, 143 for SIGTERM); the same command resumes.
 """
@@ -477,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the resolved config and the run directory, then exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     cli.add_config_flags(p, Config, ALIASES)
+    cli.add_config_flags(p, LaunchConfig, LAUNCH_ALIASES)
     return p
 
 
@@ -496,6 +556,12 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, bool]:
     return cli.config_from_dict(Config, cli.merge(base, given), source="options"), demo
 
 
+def resolve_launch(args: argparse.Namespace) -> LaunchConfig:
+    """The launch options (--distributed.*): flags only, never from or into config.json."""
+    return cli.config_from_dict(LaunchConfig, cli.overrides_from_args(args, LaunchConfig),
+                                source="options")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """CLI entry point; returns/exits with 0 on success, 1 on a user/data error, 2 on bad
     options, 128 + signum when stopped by SIGINT/SIGTERM."""
@@ -507,14 +573,24 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     try:
         config, demo = resolve_config(args)
+        launch = resolve_launch(args)
     except cli.ConfigError as e:
         parser.error(str(e))
     workdir = args.workdir or os.path.join("runs", default_run_name(config, demo))
+    say = _print
+    if not args.dry_run:
+        try:  # before any other JAX call
+            dist_lib.initialize(launch.distributed)
+        except dist_lib.DistributedError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return cli.finish(1, argv)
+        if launch.distributed.enabled and not dist_lib.is_main_process():
+            say = lambda *a, **k: None  # noqa: E731 - process 0 speaks for the run
     if demo:
-        _print("Demo run on synthetic data (no --data given): the built-in procedural "
-              f"spectrograms, a small model (dim {config.model.dim}, batch "
-              f"{config.train.batch_size}, {config.train.steps} steps).")
-    _print(f"Run directory: {os.path.abspath(workdir)}")
+        say("Demo run on synthetic data (no --data given): the built-in procedural "
+            f"spectrograms, a small model (dim {config.model.dim}, batch "
+            f"{config.train.batch_size}, {config.train.steps} steps).")
+    say(f"Run directory: {os.path.abspath(workdir)}")
     if args.dry_run:
         print(_config_json(config), end="")
         return 0
@@ -527,8 +603,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if outcome.interrupted is not None:
         return cli.finish(EXIT_SIGNAL_BASE + outcome.interrupted, argv)
     if demo:
-        print(f"Look at {os.path.join(workdir, 'previews')} (reals.png vs fakes_*.png) and "
-              f"generate CSVs with: python scripts/generate.py {workdir} --n 8 --out samples")
+        say(f"Look at {os.path.join(workdir, 'previews')} (reals.png vs fakes_*.png) and "
+            f"generate CSVs with: python scripts/generate.py {workdir} --n 8 --out samples")
     return cli.finish(0, argv)
 
 
