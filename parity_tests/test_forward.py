@@ -15,7 +15,7 @@ from specgan_jax.models import Discriminator, Generator
 COMBOS = list(itertools.product(("same", "torch"), ("zeros", "nn"), (False, True)))
 
 
-@pytest.mark.parametrize("impl", ["xla", "phase"])
+@pytest.mark.parametrize("impl", ["xla", "phase", "hybrid"])
 @pytest.mark.parametrize("padding,upsample,bn", COMBOS)
 def test_generator_forward(padding, upsample, bn, impl, rng):
     cfg = ModelConfig(dim=4, padding=padding, upsample=upsample, use_batchnorm=bn, conv_impl=impl)
@@ -44,7 +44,7 @@ def test_generator_forward(padding, upsample, bn, impl, rng):
     assert rel_err(out_train, ref_train) <= TOL["forward_batchstats" if bn else "forward"]
 
 
-@pytest.mark.parametrize("impl", ["xla", "phase"])
+@pytest.mark.parametrize("impl", ["xla", "phase", "hybrid"])
 @pytest.mark.parametrize("padding,upsample,bn", COMBOS)
 def test_forward_fp64(padding, upsample, bn, impl):
     """Both models in float64 on both sides: equal to ~1e-14, so every fp32 difference above is
@@ -69,7 +69,7 @@ def test_forward_fp64(padding, upsample, bn, impl):
     assert rel_err(out_d, td(nchw(x)).detach().numpy()) <= TOL["fp64"]
 
 
-@pytest.mark.parametrize("impl", ["xla", "phase"])
+@pytest.mark.parametrize("impl", ["xla", "phase", "hybrid"])
 @pytest.mark.parametrize("padding,bn", list(itertools.product(("same", "torch"), (False, True))))
 def test_discriminator_forward(padding, bn, impl, rng):
     cfg = ModelConfig(dim=4, padding=padding, use_batchnorm=bn, conv_impl=impl)

@@ -12,7 +12,7 @@ from specgan_jax.models import Discriminator, Generator, init_models, param_coun
 from specgan_torch_ref.models import SpecGANDiscriminator, SpecGANGenerator, numel
 
 OPTIONS = list(itertools.product(("same", "torch"), ("zeros", "nn"), (False, True),
-                                 ("xla", "phase")))
+                                 ("xla", "phase", "hybrid")))
 
 
 def g_expected(d, b):

@@ -25,8 +25,13 @@ _SEED = 4
 
 
 def resolve_impl(cfg: ModelConfig) -> str:
-    """The convolution implementation actually used ("auto" -> "phase"; see ModelConfig)."""
-    return "phase" if cfg.conv_impl == "auto" else cfg.conv_impl
+    """The convolution implementation actually used: "auto" -> "hybrid" on CPU, "phase"
+    elsewhere (see ModelConfig.conv_impl)."""
+    if cfg.conv_impl != "auto":
+        return cfg.conv_impl
+    if cfg.kernel_len != 5:  # the phase rewrite is derived for 5 taps
+        return "xla"
+    return "hybrid" if jax.default_backend() == "cpu" else "phase"
 
 
 def compute_dtype(cfg: ModelConfig):
