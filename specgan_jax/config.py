@@ -45,9 +45,10 @@ class ModelConfig:
     #   "hybrid": D's strided convs run natively, with custom VJPs that keep every derivative
     #            (the GP's double backward included) off the dilated path; G as "phase"
     #            (specgan_jax.layers._strided_conv_ops).
-    #   "auto":  "hybrid" on CPU (measured: the whole step in 0.85x the time of "phase", which
-    #            itself beat "xla" ~2x); "phase" on GPU/TPU (not measured there yet); "xla"
-    #            for a kernel_len other than 5.
+    #   "auto":  "hybrid" on one CPU device (the step in 0.85-0.90x the time of "phase", which
+    #            itself beat "xla" ~2x); "phase" on several devices ("hybrid" is refused
+    #            there: its sharded gradients were measured wrong) and on GPU/TPU (not
+    #            measured there yet); "xla" for a kernel_len other than 5.
     conv_impl: Literal["auto", "xla", "phase", "hybrid"] = "auto"
     # Compute precision of G and D. "fp32": everything in float32 (the parity suite's setting).
     # "bf16": convolutions and dense layers take bfloat16 inputs and weights and accumulate in
