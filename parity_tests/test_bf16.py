@@ -13,7 +13,7 @@ import numpy as np
 import optax
 import pytest
 
-from parity_tests.conftest import TOL, rel_err
+from parity_tests.helpers import TOL, rel_err
 from specgan_jax import losses, train_step
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
 from specgan_jax.models import Discriminator, Generator, init_models

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from parity_tests.conftest import torch_models
+from parity_tests.helpers import torch_models
 from specgan_jax import convert
 from specgan_jax.config import ModelConfig
 

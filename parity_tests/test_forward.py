@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from parity_tests.conftest import TOL, jax_vars, nchw, nhwc, rel_err, tree_rel_err, torch_models
+from parity_tests.helpers import TOL, jax_vars, nchw, nhwc, rel_err, tree_rel_err, torch_models
 from specgan_jax import convert
 from specgan_jax.config import ModelConfig
 from specgan_jax.models import Discriminator, Generator

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from parity_tests.conftest import TOL, jax_vars, nchw, rel_err, torch_models, tree_rel_err
+from parity_tests.helpers import TOL, jax_vars, nchw, rel_err, torch_models, tree_rel_err
 from specgan_jax import convert, losses
 from specgan_jax.config import LossConfig, ModelConfig
 from specgan_jax.models import Discriminator, Generator

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from parity_tests.conftest import TOL, jax_vars, nchw, rel_err, torch_models, tree_rel_err
+from parity_tests.helpers import TOL, jax_vars, nchw, rel_err, torch_models, tree_rel_err
 from specgan_jax import convert, losses
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
 from specgan_jax.train_step import Draws, TrainState, make_train_fns
