@@ -7,6 +7,8 @@ models (dim 4, batch <= 8) keep the suite fast on 2 cores.
 
 from __future__ import annotations
 
+import copy
+
 import jax
 import numpy as np
 import torch
@@ -109,3 +111,120 @@ def torch_models(cfg: ModelConfig, seed: int = 0, randomize_bn: bool = True):
 def jax_vars(cfg: ModelConfig, g: torch.nn.Module, d: torch.nn.Module):
     return convert.generator_from_torch(cfg, g.state_dict()), convert.discriminator_from_torch(
         cfg, d.state_dict())
+
+
+# --- Kink margins ---------------------------------------------------------------------------
+# The gradient of ReLU (G) and leaky ReLU (D) jumps where a pre-activation crosses 0: slope 1 on
+# one side, 0 (or 0.2) on the other. If a pre-activation at a test point lies within fp32
+# rounding reach of 0, the two frameworks (or two CPUs, or two conv_impls) may put it on
+# different sides, and a gradient comparison then measures the jump, not the engine: through a
+# critic with batch norm one such element moved dL/dG(z) by 2.2% (a pre-activation 4.5e-8 from
+# 0 in downconv_3). So every gradient test point is checked first, in float64, for a margin.
+#
+# The reach of fp32 rounding, measured: max over a layer's elements of |x_fp32 - x_fp64| / rms(x),
+# for every pre-activation layer of the dim-4 models (B=4, 3 seeds), JAX (xla, phase, hybrid) and
+# torch, BN on and off, on G's output and on real, fake and interpolated critic inputs, with the
+# default kernels (AVX2+FMA here) and with AVX without FMA: 1e-6..6e-6 in most layers, at most
+# 1.4e-5 (the BN critic's last layer). That is the worst of thousands of elements; a given
+# element's error is typically several times smaller. KINK_MARGIN = 1e-4 is 7x the worst reach
+# seen. min |x| / rms(x) is taken per layer and per forward pass, in float64 (whose own reach,
+# ~1e-15, is negligible), so the precondition's verdict is the same on every machine.
+#
+# At natural test points a 65k-element layer almost always has an element within 1e-4 rms of 0
+# (expected count ~ 65536 * 2e-4 * 0.4 = 5), hence move_off_kinks below.
+KINK_MARGIN = 1e-4
+
+
+def _activation_bias_pairs(model: torch.nn.Module):
+    """(activation module, module whose bias is added right before it) for each ReLU/LeakyReLU
+    of a reference G or D, in forward order. G's first ReLU follows `fc` (a [C*4*4] bias that
+    the forward views as [C, 4, 4]) or the first batch norm."""
+    last = getattr(model, "fc", None)
+    pairs = []
+    for m in model.main:
+        if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU)):
+            pairs.append((m, last))
+        elif getattr(m, "bias", None) is not None:
+            last = m
+    return pairs
+
+
+class PreActivations:
+    """Records, while active, the input of every ReLU / leaky ReLU of the given torch modules:
+    one entry (label, array) per activation call, in call order."""
+
+    def __init__(self, *models: torch.nn.Module):
+        self.acts = [(f"{type(model).__name__[7:]}.{i}", act) for model in models
+                     for i, (act, _) in enumerate(_activation_bias_pairs(model))]
+        self.records: list[tuple[str, np.ndarray]] = []
+
+    def __enter__(self):
+        def hook(label):
+            # inputs are cloned: the reference's ReLU(inplace=True) overwrites them
+            return lambda mod, inp: self.records.append(
+                (label, inp[0].detach().clone().numpy()))
+        self.handles = [act.register_forward_pre_hook(hook(label)) for label, act in self.acts]
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+
+    def margins(self) -> list[tuple[float, str]]:
+        """(min |x| / rms(x), label) per recorded call."""
+        out = []
+        for label, x in self.records:
+            x = np.asarray(x, np.float64)
+            out.append((float(np.abs(x).min() / np.sqrt(np.mean(x * x))), label))
+        return out
+
+
+def assert_kink_margin(pre: PreActivations, what: str) -> float:
+    """The precondition of a gradient test: no pre-activation within KINK_MARGIN (relative to
+    its layer's rms) of a ReLU kink. Returns the smallest margin found."""
+    margins = pre.margins()
+    assert margins, f"{what}: no activation was recorded (is the hook on the float64 copy?)"
+    for label, x in pre.records:
+        assert x.dtype == np.float64, f"{what}: margins must be measured in float64 ({label})"
+    worst, where = min(margins)
+    assert worst >= KINK_MARGIN, (
+        f"{what}: the test point is ill-posed, not the engine wrong: a pre-activation of {where} "
+        f"lies {worst:.2e} x rms from its ReLU kink (< KINK_MARGIN {KINK_MARGIN:.0e}), within "
+        f"reach of fp32 rounding, so the gradient there depends on how the CPU rounds. Move the "
+        f"test point (seed, inputs, or move_off_kinks) until the margin holds.")
+    return worst
+
+
+def move_off_kinks(model: torch.nn.Module, run, keep_last: bool = False, seed: int = 0,
+                   margin: float = 0.5) -> None:
+    """Makes a test point well-posed for gradient comparisons by construction. Layer by layer, in
+    forward order (statistics from a float64 copy running `run(copy)`), shifts every channel of
+    each activation's input, through the bias added right before it (conv/dense bias or batch-norm
+    beta), wholly onto one side of the kink — the side drawn at random per channel, so both
+    slopes stay tested — with its nearest element `margin` of its standard deviation away from
+    0, in every forward pass of `run`. The shifts are added to `model` in place.
+
+    keep_last leaves the last activation as it is (its margin must then come from the seed): a
+    critic whose last activation had one slope per channel would make the WGAN loss's gradient
+    w.r.t. that layer's bias cancel exactly between the real and fake means, an analytically
+    zero gradient whose per-leaf relative error is noise."""
+    rs = np.random.default_rng(seed)
+    pairs = _activation_bias_pairs(model)
+    for j, (_, biased) in enumerate(pairs[:-1] if keep_last else pairs):
+        copy64 = copy.deepcopy(model).double()
+        pre = PreActivations(copy64)
+        with pre, torch.no_grad():
+            run(copy64)
+        label = pre.acts[j][0]
+        calls = [a for lbl, a in pre.records if lbl == label]  # each [N, C, H, W]
+        lo = np.stack([a.min(axis=(0, 2, 3)) for a in calls])  # [calls, C]
+        hi = np.stack([a.max(axis=(0, 2, 3)) for a in calls])
+        gap = margin * np.stack([a.std(axis=(0, 2, 3)) for a in calls])
+        up = rs.random(lo.shape[1]) < 0.5
+        delta = np.where(up, np.max(gap - lo, axis=0), np.min(-gap - hi, axis=0))
+        with torch.no_grad():
+            bias = biased.bias
+            if isinstance(biased, torch.nn.Linear):  # G's fc: viewed as [C, 4, 4] downstream
+                bias.view(len(delta), -1).add_(torch.from_numpy(delta[:, None]).to(bias.dtype))
+            else:
+                bias.add_(torch.from_numpy(delta).to(bias.dtype))

@@ -1,12 +1,15 @@
 """Full training iterations (n_critic=5 critic updates + 1 generator update): parameters of
 specgan_jax's jitted step == specgan_torch_ref.train_iteration fed identical draws."""
 
+import copy
+
 import jax
 import numpy as np
 import pytest
 import torch
 
-from parity_tests.helpers import TOL, jax_vars, nchw, rel_err, torch_models, tree_rel_err
+from parity_tests.helpers import (TOL, PreActivations, assert_kink_margin, jax_vars,
+                                  move_off_kinks, nchw, rel_err, torch_models, tree_rel_err)
 from specgan_jax import convert, losses
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
 from specgan_jax.train_step import Draws, TrainState, make_train_fns
@@ -25,24 +28,42 @@ def make_draws(seed, latent=100, dtype=np.float32):
                  alpha=f(N_CRITIC, B), label_u=f(N_CRITIC, 2, B), z_g=f(B, latent) * 2 - 1)
 
 
-class Pair:
-    """The same GAN in both frameworks, stepped with the same draws."""
+def reference_optimizers(lcfg, tg, td):
+    o = losses.resolved_optimizer(lcfg, OptimConfig())
+    kw = dict(loss=lcfg.loss, optimizer=o["optimizer"], beta1=o["beta1"], beta2=o["beta2"])
+    return (make_optimizer(tg.parameters(), lr=o["g_lr"], **kw),
+            make_optimizer(td.parameters(), lr=o["d_lr"], **kw))
 
-    def __init__(self, mcfg, lcfg, dtype=np.float32):
+
+def reference_iteration(tg, td, optG, optD, draws, lcfg):
+    t = lambda a: torch.from_numpy(np.asarray(a))  # noqa: E731
+    real_t = torch.stack([nchw(r) for r in draws.real])
+    return train_iteration(tg, td, optG, optD, real_t, t(draws.z_d), t(draws.alpha),
+                           t(draws.label_u), t(draws.z_g), loss=lcfg.loss,
+                           lambda_gp=lcfg.gp_lambda, clip=lcfg.clip,
+                           label_smoothing=lcfg.label_smoothing)
+
+
+class Pair:
+    """The same GAN in both frameworks, stepped with the same draws.
+
+    well_posed_for: the seed of the draws a float32 gradient comparison will use; the models
+    are then moved off the ReLU kinks those draws reach (helpers.move_off_kinks)."""
+
+    def __init__(self, mcfg, lcfg, dtype=np.float32, well_posed_for=None):
         self.mcfg, self.lcfg, self.dtype = mcfg, lcfg, dtype
         self.tg, self.td = torch_models(mcfg)
         with torch.no_grad():  # G's outputs at O(0.1..1), not the ~1e-4 of Glorot init at dim 4
             for m in self.tg.modules():
                 if isinstance(m, (torch.nn.ConvTranspose2d, torch.nn.Conv2d)):
                     m.weight.mul_(4.0)
+        if well_posed_for is not None:
+            self._move_off_kinks(make_draws(well_posed_for))
         if dtype == np.float64:
             self.tg, self.td = self.tg.double(), self.td.double()
         g_vars, d_vars = jax_vars(mcfg, self.tg, self.td)
+        self.optG, self.optD = reference_optimizers(lcfg, self.tg, self.td)
         ocfg = OptimConfig()
-        o = losses.resolved_optimizer(lcfg, ocfg)
-        kw = dict(loss=lcfg.loss, optimizer=o["optimizer"], beta1=o["beta1"], beta2=o["beta2"])
-        self.optG = make_optimizer(self.tg.parameters(), lr=o["g_lr"], **kw)
-        self.optD = make_optimizer(self.td.parameters(), lr=o["d_lr"], **kw)
         g_tx, d_tx = losses.make_optimizers(lcfg, ocfg)
         self.state = TrainState(
             step=np.zeros((), np.int32), g_params=g_vars["params"],
@@ -50,14 +71,31 @@ class Pair:
             g_opt_state=g_tx.init(g_vars["params"]), d_opt_state=d_tx.init(d_vars["params"]))
         self.fns = make_train_fns(mcfg, lcfg, ocfg, B)
 
+    def _move_off_kinks(self, d):
+        """Every forward pass of the iteration: G on each critic update's z and on z_g, D on each
+        real batch, each fake batch and their interpolates."""
+        zs = [torch.from_numpy(z).double() for z in (*d.z_d, d.z_g)]
+        move_off_kinks(self.tg, lambda g: [g(z) for z in zs])
+        with torch.no_grad():
+            g = copy.deepcopy(self.tg).double()
+            fakes = [g(z) for z in zs]
+        reals = [nchw(r).double() for r in d.real]
+        alphas = [torch.from_numpy(a).double().view(-1, 1, 1, 1) for a in d.alpha]
+        interps = [r + a * (f - r) for r, f, a in zip(reals, fakes, alphas)]
+        move_off_kinks(self.td, lambda dd: [dd(x) for x in (*reals, *fakes, *interps)])
+
+    def assert_well_posed(self, seed):
+        """In float64, on copies: the iteration this pair is about to take stays KINK_MARGIN away
+        from every ReLU kink, in every forward pass (the updates move the weights too)."""
+        tg, td = copy.deepcopy(self.tg).double(), copy.deepcopy(self.td).double()
+        optG, optD = reference_optimizers(self.lcfg, tg, td)
+        with PreActivations(tg, td) as pre:
+            reference_iteration(tg, td, optG, optD, make_draws(seed, dtype=np.float64), self.lcfg)
+        return assert_kink_margin(pre, f"one iteration of {self.lcfg.loss}")
+
     def step(self, seed):
         d = make_draws(seed, dtype=self.dtype)
-        t = lambda a: torch.from_numpy(np.asarray(a))  # noqa: E731
-        real_t = torch.stack([nchw(r) for r in d.real])
-        ref = train_iteration(self.tg, self.td, self.optG, self.optD, real_t, t(d.z_d),
-                              t(d.alpha), t(d.label_u), t(d.z_g), loss=self.lcfg.loss,
-                              lambda_gp=self.lcfg.gp_lambda, clip=self.lcfg.clip,
-                              label_smoothing=self.lcfg.label_smoothing)
+        ref = reference_iteration(self.tg, self.td, self.optG, self.optD, d, self.lcfg)
         self.state, metrics = self.fns.iteration(self.state, d)
         return ref, metrics
 
@@ -153,7 +191,17 @@ def normwise_err(pair) -> float:
     return max(float(np.abs(x - y).max()) for x, y in items) / scale
 
 
-@pytest.mark.parametrize("name", ["wgan/rmsprop/clip", "lsgan/rmsprop/torch-padding"])
+# The fp32 comparison of the WGAN critic loss + RMSProp, with a clip that does not bind at this
+# point (asserted below). With the original clip=0.01 every critic weight is +-c after the first
+# update, so conv sums of +-c * x cancel exactly: pre-activations of exactly 0 (measured), where
+# the gradient is well defined (slope 0.2) but fp32 rounding of the other sums puts neighbours
+# anywhere around the kink — no point of such a critic is well posed for an fp32 gradient
+# comparison. The clip itself is proven in float64 at c=0.01 (test_one_iteration_fp64) and the
+# slope at exactly 0 by test_losses.test_leaky_relu_slope_at_exactly_zero.
+CASES["wgan/rmsprop"] = (ModelConfig(dim=4), LossConfig(loss="wgan", clip=100.0))
+
+
+@pytest.mark.parametrize("name", ["wgan/rmsprop", "lsgan/rmsprop/torch-padding"])
 def test_one_iteration_fp32(name):
     """float32, the precision users train in, RMSProp (TF's: accumulator starting at 1, so the
     update is linear in the gradient): the whole parameter vector within TOL["one_iteration"].
@@ -164,7 +212,13 @@ def test_one_iteration_fp32(name):
     at initialisation) moves by +-lr depending on rounding — measured here on ~0.4% of G's
     kernel elements, in both frameworks alike. That is fp32 + Adam, not a formula difference:
     the same iterations in float64 agree to 1e-13."""
-    pair = Pair(*CASES[name])
+    pair = Pair(*CASES[name], well_posed_for=0)
+    print(f"kink margin {pair.assert_well_posed(seed=0):.2e}")
     ref, metrics = pair.step(seed=0)
     check_losses(pair, ref, metrics, TOL["loss"])
-    assert normwise_err(pair) <= TOL["one_iteration"]
+    err = normwise_err(pair)
+    print(f"normwise parameter err {err:.2e} (TOL {TOL['one_iteration']:.0e})")
+    assert err <= TOL["one_iteration"]
+    if pair.lcfg.loss == "wgan":  # the clip is a no-op at this point (see CASES above)
+        leaves = jax.tree_util.tree_leaves(pair.state.d_params)
+        assert max(float(np.abs(x).max()) for x in leaves) < pair.lcfg.clip

@@ -123,6 +123,14 @@ class Generator(nn.Module):
         return jnp.tanh(x)
 
 
+def leaky_relu(x, alpha: float = 0.2):
+    """specgan.py's lrelu, tf.maximum(alpha * x, x), with its slope at exactly 0: TF's Maximum
+    gradient goes to the first argument on ties, so alpha, as torch's LeakyReLU. jax.nn.leaky_relu
+    (where(x >= 0, ...)) has slope 1 there and jnp.maximum splits ties (0.6). Exact zeros are
+    rare but real: weights clipped to +-c (WGAN) or constant inputs make sums cancel exactly."""
+    return jnp.where(x > 0, x, alpha * x)
+
+
 class Discriminator(nn.Module):
     """x [B, 128, 128, 1] -> critic logits [B]. No BN on the first layer (specgan.py)."""
 
@@ -131,12 +139,11 @@ class Discriminator(nn.Module):
     @nn.compact
     def __call__(self, x):
         d, bn = self.cfg.dim, self.cfg.use_batchnorm
-        lrelu = lambda v: nn.leaky_relu(v, 0.2)  # noqa: E731  (specgan.py: lrelu alpha=0.2)
-        x = lrelu(_DownBlock(self.cfg, d, False, name="downconv_0")(x))  # -> [B,64,64,d]
-        x = lrelu(_DownBlock(self.cfg, 2 * d, bn, name="downconv_1")(x))  # -> [B,32,32,2d]
-        x = lrelu(_DownBlock(self.cfg, 4 * d, bn, name="downconv_2")(x))  # -> [B,16,16,4d]
-        x = lrelu(_DownBlock(self.cfg, 8 * d, bn, name="downconv_3")(x))  # -> [B,8,8,8d]
-        x = lrelu(_DownBlock(self.cfg, 16 * d, bn, name="downconv_4")(x))  # -> [B,4,4,16d]
+        x = leaky_relu(_DownBlock(self.cfg, d, False, name="downconv_0")(x))  # -> [B,64,64,d]
+        x = leaky_relu(_DownBlock(self.cfg, 2 * d, bn, name="downconv_1")(x))  # -> [B,32,32,2d]
+        x = leaky_relu(_DownBlock(self.cfg, 4 * d, bn, name="downconv_2")(x))  # -> [B,16,16,4d]
+        x = leaky_relu(_DownBlock(self.cfg, 8 * d, bn, name="downconv_3")(x))  # -> [B,8,8,8d]
+        x = leaky_relu(_DownBlock(self.cfg, 16 * d, bn, name="downconv_4")(x))  # -> [B,4,4,16d]
         x = x.reshape(x.shape[0], -1)  # flatten NHWC: [B, 4*4*16d]
         x = _from_compute(_dense(1, self.cfg, "output")(x), self.cfg)
         return x[:, 0]  # [B] logits (float32 in bf16 mode)
