@@ -290,6 +290,28 @@ class DownConv(nn.Module):
         return y + self.param("bias", bias_init, (self.features,))
 
 
+BN_MOMENTS = "bn_moments"  # optional output collection: each BatchNorm's batch mean, unbiased var
+
+
+def ema(running, batch, momentum: float):
+    """The running-statistics update of TF/PyTorch batch norm (TF's momentum convention)."""
+    return momentum * running + (1 - momentum) * batch
+
+
+def advance_running_stats(batch_stats, moments, momentum: float):
+    """Apply BatchNorm's running update for each batch of `moments` in order.
+
+    moments: the BN_MOMENTS collection of a generator call vmapped over K batches (leaves
+    [K, C], same tree as batch_stats). The result is the batch_stats K sequential training-mode
+    calls would leave: the same ema() on the same moments, in the same order.
+    """
+    k = jax.tree_util.tree_leaves(moments)[0].shape[0]
+    for i in range(k):
+        batch_stats = jax.tree_util.tree_map(
+            lambda r, b: ema(r, b[i], momentum), batch_stats, moments)
+    return batch_stats
+
+
 class BatchNorm(nn.Module):
     """Batch normalisation with TF's constants and the running-variance update of TF/PyTorch.
 
@@ -320,9 +342,14 @@ class BatchNorm(nn.Module):
             var = jnp.mean(jnp.square(x - mean), axes)  # biased, used to normalise
             if self.track_running_stats and not self.is_initializing():
                 n = x.size // c
-                m = self.momentum
-                ra_mean.value = m * ra_mean.value + (1 - m) * mean
-                ra_var.value = m * ra_var.value + (1 - m) * var * (n / max(n - 1, 1))
+                unbiased = var * (n / max(n - 1, 1))
+                ra_mean.value = ema(ra_mean.value, mean, self.momentum)
+                ra_var.value = ema(ra_var.value, unbiased, self.momentum)
+                if self.is_mutable_collection(BN_MOMENTS):
+                    # the batch's own moments, for callers that apply several batches' running
+                    # updates themselves (train_step's vmapped generator passes)
+                    self.put_variable(BN_MOMENTS, "mean", mean)
+                    self.put_variable(BN_MOMENTS, "var", unbiased)
         else:
             mean, var = ra_mean.value, ra_var.value
         return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
