@@ -13,7 +13,7 @@ Layers of the API, innermost first:
   chunk(state, data, key, n) n steps under lax.scan: one host call, one host sync.
 All three are jitted with the state donated. "step" counts generator updates, as the original.
 
-Data parallelism (DESIGN §5): given a `mesh` with a "data" axis, the random inputs are
+Data parallelism: given a `mesh` with a "data" axis, the random inputs are
 constrained to be split along their batch axis over "data" and the state comes out replicated;
 XLA's SPMD partitioner then runs each example's convolutions on the device that holds it and
 all-reduces batch means and gradients. The same functions run on 1 or N devices.
@@ -113,7 +113,7 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
 
     unroll_critic: unroll the lax.scan over critic updates (same program semantics, the loop
     body copied n_critic times). None = unroll on CPU, where XLA:CPU ran the rolled loop 17x
-    slower than the same updates unrolled (DESIGN §9); keep the rolled loop elsewhere.
+    slower than the same updates unrolled; keep the rolled loop elsewhere.
     mesh: data parallelism over mesh axis "data": every Draws array is split along its batch
       axis (real/z_d/alpha [n_critic, B, ...] on axis 1, label_u on axis 2, z_g on axis 0);
       state and metrics are returned replicated (pass the state and the dataset already on the
