@@ -27,7 +27,7 @@ d in {-1,0,1} of the half-resolution input uses tap k(r, d) of the 5-tap kernel 
 
 so G's transposed convs become conv3x3 -> depth-to-space and D's strided convs become
 space-to-depth -> conv3x3. No lhs-dilated convolution remains, in the forward pass nor in any
-gradient, which XLA:CPU lowers to slow generic code (DESIGN §9). The kernels are assembled from
+gradient, which XLA:CPU lowers to slow generic code. The kernels are assembled from
 the stored weights inside the jitted function by static slicing (exact: no arithmetic on them).
 """
 
@@ -180,8 +180,20 @@ def _strided_conv_ops(padding: Padding, k: int):
         return _conv(x, w.astype(x.dtype), strides=(2, 2), padding=[(p, after)] * 2)
 
     def kgrad_impl(x, y):
-        w0 = jnp.zeros((k, k, x.shape[-1], y.shape[-1]), x.dtype)  # down is linear in w
-        return jax.vjp(lambda w: down_impl(x, w), w0)[1](y.astype(out_dtype(x)))[0]
+        # dW[a, b, i, o] = sum_{n,r,c} xpad[n, 2r + a, 2c + b, i] y[n, r, c, o]: a stride-1
+        # convolution of x with its batch and channel axes swapped, [I, H, W, B], by y as a
+        # kernel [r, c, B, O] dilated by 2, giving [I, K, K, O]. Padding (p, K - 2 - p): the
+        # rows/columns past K - 2 - p that "torch" padding adds are never read by any tap.
+        # Written out in XLA's canonical (b01f, 01io) form rather than left to autodiff, whose
+        # (f01b, i01o) form XLA:CPU canonicalises in a plain step but not inside a while loop
+        # (the scan over steps), where it then ran on a slow generic path.
+        lhs = jnp.transpose(x, (3, 1, 2, 0))
+        rhs = jnp.transpose(y.astype(x.dtype), (1, 2, 0, 3))
+        g = lax.conv_general_dilated(
+            lhs, rhs, window_strides=(1, 1), padding=[(p, k - 2 - p)] * 2, rhs_dilation=(2, 2),
+            dimension_numbers=_NHWC,
+            preferred_element_type=jnp.float32 if x.dtype == jnp.bfloat16 else None)
+        return jnp.transpose(g, (1, 2, 0, 3)).astype(x.dtype)  # as the weights it stands for
 
     @jax.custom_vjp
     def down(x, w):
@@ -290,6 +302,28 @@ class DownConv(nn.Module):
         return y + self.param("bias", bias_init, (self.features,))
 
 
+BN_MOMENTS = "bn_moments"  # optional output collection: each BatchNorm's batch mean, unbiased var
+
+
+def ema(running, batch, momentum: float):
+    """The running-statistics update of TF/PyTorch batch norm (TF's momentum convention)."""
+    return momentum * running + (1 - momentum) * batch
+
+
+def advance_running_stats(batch_stats, moments, momentum: float):
+    """Apply BatchNorm's running update for each batch of `moments` in order.
+
+    moments: the BN_MOMENTS collection of a generator call vmapped over K batches (leaves
+    [K, C], same tree as batch_stats). The result is the batch_stats K sequential training-mode
+    calls would leave: the same ema() on the same moments, in the same order.
+    """
+    k = jax.tree_util.tree_leaves(moments)[0].shape[0]
+    for i in range(k):
+        batch_stats = jax.tree_util.tree_map(
+            lambda r, b: ema(r, b[i], momentum), batch_stats, moments)
+    return batch_stats
+
+
 class BatchNorm(nn.Module):
     """Batch normalisation with TF's constants and the running-variance update of TF/PyTorch.
 
@@ -320,9 +354,14 @@ class BatchNorm(nn.Module):
             var = jnp.mean(jnp.square(x - mean), axes)  # biased, used to normalise
             if self.track_running_stats and not self.is_initializing():
                 n = x.size // c
-                m = self.momentum
-                ra_mean.value = m * ra_mean.value + (1 - m) * mean
-                ra_var.value = m * ra_var.value + (1 - m) * var * (n / max(n - 1, 1))
+                unbiased = var * (n / max(n - 1, 1))
+                ra_mean.value = ema(ra_mean.value, mean, self.momentum)
+                ra_var.value = ema(ra_var.value, unbiased, self.momentum)
+                if self.is_mutable_collection(BN_MOMENTS):
+                    # the batch's own moments, for callers that apply several batches' running
+                    # updates themselves (train_step's vmapped generator passes)
+                    self.put_variable(BN_MOMENTS, "mean", mean)
+                    self.put_variable(BN_MOMENTS, "var", unbiased)
         else:
             mean, var = ra_mean.value, ra_var.value
         return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias

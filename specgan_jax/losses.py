@@ -27,7 +27,8 @@ def gradient_penalty(d_apply: DApply, d_params, real, fake, alpha, per_example: 
     critic treats examples independently (no batch norm in D). per_example=False: the gradient of
     the summed logits w.r.t. the whole batch (tf.gradients(D_interp, [interpolates])), which the
     original uses and which is the only meaningful choice when D's batch norm couples the batch.
-    Without batch coupling the two are mathematically equal.
+    Without batch coupling the two are mathematically equal; d_loss uses grad-of-sum in both
+    cases, whose second derivative is cheaper (see there).
     """
     interp = real + alpha[:, None, None, None] * (fake - real)  # [B,F,T,1]
     if per_example:
@@ -76,7 +77,13 @@ def d_loss(cfg: LossConfig, d_apply: DApply, d_params, real, fake, alpha, label_
     if cfg.loss in ("wgan-gp", "wgan"):
         loss = jnp.mean(d_fake) - jnp.mean(d_real)
         if cfg.loss == "wgan-gp":
-            gp = gradient_penalty(d_apply, d_params, real, fake, alpha, per_example_gp)
+            # Always the gradient of the summed logits: without batch coupling it equals the
+            # per-example gradients (test_losses checks both against the reference), and it is
+            # much cheaper to differentiate again. Under vmap(grad) every kernel gradient of the
+            # GP's double backward is computed per example (a convolution with
+            # feature_group_count=B producing B kernels) and then summed; grad-of-sum yields
+            # one kernel gradient over the whole batch.
+            gp = gradient_penalty(d_apply, d_params, real, fake, alpha, per_example=False)
             loss = loss + cfg.gp_lambda * gp
     elif cfg.loss == "dcgan":
         real_t, fake_t = dcgan_labels(label_u, cfg.label_smoothing)

@@ -1,5 +1,8 @@
 """The SpecGAN training step: n_critic critic updates under lax.scan, then one generator update.
 
+The n_critic fake batches come from one generator call vmapped over the critic axis before the
+critic loop (G does not change during it); see `critic_fakes` in make_train_fns.
+
 Layers of the API, innermost first:
   iteration(state, draws)   the numeric core; every random number is an argument (Draws), so
                             the PyTorch reference can be fed identical ones (parity_tests/).
@@ -10,7 +13,7 @@ Layers of the API, innermost first:
   chunk(state, data, key, n) n steps under lax.scan: one host call, one host sync.
 All three are jitted with the state donated. "step" counts generator updates, as the original.
 
-Data parallelism (DESIGN §5): given a `mesh` with a "data" axis, the random inputs are
+Data parallelism: given a `mesh` with a "data" axis, the random inputs are
 constrained to be split along their batch axis over "data" and the state comes out replicated;
 XLA's SPMD partitioner then runs each example's convolutions on the device that holds it and
 all-reduces batch means and gradients. The same functions run on 1 or N devices.
@@ -29,6 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from specgan_jax import losses
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
+from specgan_jax.layers import BN_MOMENTS, BatchNorm, advance_running_stats
 from specgan_jax.models import Discriminator, Generator, init_models, resolve_impl
 
 Sampler = Callable[[Any, jax.Array, int, int], jax.Array]
@@ -109,7 +113,7 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
 
     unroll_critic: unroll the lax.scan over critic updates (same program semantics, the loop
     body copied n_critic times). None = unroll on CPU, where XLA:CPU ran the rolled loop 17x
-    slower than the same updates unrolled (DESIGN §9); keep the rolled loop elsewhere.
+    slower than the same updates unrolled; keep the rolled loop elsewhere.
     mesh: data parallelism over mesh axis "data": every Draws array is split along its batch
       axis (real/z_d/alpha [n_critic, B, ...] on axis 1, label_u on axis 2, z_g on axis 0);
       state and metrics are returned replicated (pass the state and the dataset already on the
@@ -144,13 +148,31 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         fake, upd = gen.apply(_g_vars(params, batch_stats), z, train=True, mutable=["batch_stats"])
         return fake, upd["batch_stats"]
 
+    def critic_fakes(params, batch_stats, z_d):
+        """G(z) for all n_critic critic updates in one call vmapped over the critic axis:
+        z_d [n_critic, B, latent] -> fakes [n_critic, B, F, T, 1], new batch stats.
+
+        G's parameters do not change during the critic updates, so their fakes can be made
+        before the critic loop, as one larger batched computation. G runs in training mode (as
+        torch's netG(noise).detach() in train mode): vmap keeps each critic update's batch
+        normalised by its own batch statistics, and the BN running statistics advance once per
+        critic update, in order, from those statistics (layers.advance_running_stats), which
+        is the sequence n_critic separate calls produce.
+        """
+        if not has_bs:
+            return jax.vmap(lambda z: gen.apply({"params": params}, z, train=True))(z_d), batch_stats
+
+        def one(z):
+            fake, upd = gen.apply(_g_vars(params, batch_stats), z, train=True,
+                                  mutable=["batch_stats", BN_MOMENTS])
+            return fake, upd[BN_MOMENTS]
+
+        fakes, moments = jax.vmap(one)(z_d)
+        return fakes, advance_running_stats(batch_stats, moments, BatchNorm.momentum)
+
     def critic_update(carry, xs):
-        g_params, g_bs, d_params, d_opt = carry
-        real, z, alpha, label_u = xs
-        # G runs in training mode here too (as torch's netG(noise).detach() in train mode), so its
-        # BN running statistics advance on every critic update, exactly as in the reference.
-        fake, g_bs = g_train(g_params, g_bs, z)
-        fake = lax.stop_gradient(fake)
+        d_params, d_opt = carry
+        real, fake, alpha, label_u = xs
         (loss, aux), grads = jax.value_and_grad(losses.d_loss, argnums=2, has_aux=True)(
             loss_cfg, d_apply, d_params, real, fake, alpha, label_u, per_example_gp)
         updates, d_opt = d_tx.update(grads, d_opt, d_params)
@@ -158,13 +180,14 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         if loss_cfg.loss == "wgan":
             d_params = losses.clip_critic(loss_cfg, d_params)
         metrics = {"d_loss": loss, "d_grad_norm": optax.tree.norm(grads), **aux}
-        return (g_params, g_bs, d_params, d_opt), metrics
+        return (d_params, d_opt), metrics
 
     def iteration(state: TrainState, draws: Draws):
-        carry = (state.g_params, state.g_batch_stats, state.d_params, state.d_opt_state)
-        xs = (draws.real, draws.z_d, draws.alpha, draws.label_u)
-        (_, g_bs, d_params, d_opt), dm = lax.scan(
-            critic_update, carry, xs, unroll=n_critic if unroll_critic else 1)
+        fakes, g_bs = critic_fakes(state.g_params, state.g_batch_stats, draws.z_d)
+        fakes = lax.stop_gradient(fakes)
+        xs = (draws.real, fakes, draws.alpha, draws.label_u)
+        (d_params, d_opt), dm = lax.scan(critic_update, (state.d_params, state.d_opt_state), xs,
+                                         unroll=n_critic if unroll_critic else 1)
 
         def g_objective(g_params):
             fake, new_bs = g_train(g_params, g_bs, draws.z_g)

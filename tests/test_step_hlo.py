@@ -1,0 +1,72 @@
+"""The compiled training step's HLO: no convolution on the slow paths the engine rewrites away.
+
+These check the program XLA actually runs (after optimisation), not the Python that builds it,
+so a change in a layer, a loss or the step that brings a slow convolution back fails here.
+
+- Grouped convolutions (feature_group_count or batch_group_count > 1): none of SpecGAN's layers
+  is grouped. One appears when a kernel gradient is taken per example, e.g. by differentiating
+  the gradient penalty computed under vmap(grad): XLA then computes B kernels with a
+  feature_group_count=B convolution and sums them, instead of one batch-wide kernel gradient.
+- lhs-dilated convolutions (transposed convs, input gradients of strided convs): XLA:CPU runs
+  them on slow generic code; "phase" and "hybrid" exist to avoid them in the forward pass and in
+  every derivative, the gradient penalty's double backward included.
+"""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
+from specgan_jax.train_step import Draws, create_train_state, make_train_fns
+
+
+def compiled_step_hlo(impl: str, use_batchnorm: bool, batch: int = 2, n_critic: int = 2) -> str:
+    mc = ModelConfig(dim=2, conv_impl=impl, use_batchnorm=use_batchnorm)
+    lc, oc = LossConfig(loss="wgan-gp", n_critic=n_critic), OptimConfig()
+    fns = make_train_fns(mc, lc, oc, batch)
+    state = jax.eval_shape(lambda: create_train_state(mc, lc, oc, jax.random.key(0)))
+    f = jax.ShapeDtypeStruct
+    draws = Draws(real=f((n_critic, batch, 128, 128, 1), jnp.float32),
+                  z_d=f((n_critic, batch, mc.latent_dim), jnp.float32),
+                  alpha=f((n_critic, batch), jnp.float32),
+                  label_u=f((n_critic, 2, batch), jnp.float32),
+                  z_g=f((batch, mc.latent_dim), jnp.float32))
+    return fns.iteration.lower(state, draws).compile().as_text()
+
+
+def convolutions(hlo: str) -> list[str]:
+    return [line.strip() for line in hlo.splitlines() if re.search(r"\bconvolution\(", line)]
+
+
+@pytest.mark.parametrize("impl,bn", [("hybrid", False), ("phase", False), ("phase", True)])
+def test_step_has_no_slow_path_convolutions(impl, bn):
+    convs = convolutions(compiled_step_hlo(impl, bn))
+    # D forward, its input gradient, the GP's double backward, G forward and backward: a step
+    # without convolutions would mean this parser no longer sees them
+    assert len(convs) >= 20, len(convs)
+    grouped = [c for c in convs if re.search(r"(feature|batch)_group_count=(?!1\b)\d+", c)]
+    assert not grouped, "grouped convolution (a per-example kernel gradient?):\n" + grouped[0]
+    dilated = [c for c in convs if "lhs_dilate" in c]
+    assert not dilated, "lhs-dilated convolution:\n" + dilated[0]
+
+
+def test_detector_sees_slow_path_convolutions():
+    """The checks above can fail: the textbook formulation has lhs-dilated convolutions."""
+    convs = convolutions(compiled_step_hlo("xla", False))
+    assert any("lhs_dilate" in c for c in convs)
+
+
+def test_detector_sees_per_example_kernel_gradients():
+    """...and differentiating a vmap(grad) gradient penalty gives grouped convolutions."""
+    from specgan_jax import losses
+    from specgan_jax.models import Discriminator, init_models
+
+    mc = ModelConfig(dim=2, conv_impl="hybrid")
+    d_params = init_models(mc, jax.random.key(0))[1]["params"]
+    d_apply = lambda p, x: Discriminator(mc).apply({"params": p}, x)  # noqa: E731
+    x = jnp.zeros((2, 128, 128, 1))
+    gp = lambda p: losses.gradient_penalty(d_apply, p, x, x, jnp.zeros(2), per_example=True)  # noqa: E731
+    convs = convolutions(jax.jit(jax.grad(gp)).lower(d_params).compile().as_text())
+    assert any(re.search(r"feature_group_count=(?!1\b)\d+", c) for c in convs)
