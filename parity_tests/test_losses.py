@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from parity_tests.helpers import TOL, jax_vars, nchw, rel_err, torch_models, tree_rel_err
-from specgan_jax import convert, losses
+from specgan_jax.engine import convert, losses
 from specgan_jax.config import LossConfig, ModelConfig
-from specgan_jax.models import Discriminator, Generator
+from specgan_jax.engine.models import Discriminator, Generator
 from specgan_torch_ref.losses import GANLoss, compute_gradient_penalty
 
 B = 4

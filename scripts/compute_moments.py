@@ -18,8 +18,8 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from specgan_jax.config import DataConfig  # noqa: E402
-from specgan_jax.data import DataError, load_dataset  # noqa: E402
-from specgan_jax.moments import moments_for  # noqa: E402
+from specgan_jax.data.csv import DataError, load_dataset  # noqa: E402
+from specgan_jax.data.moments import moments_for  # noqa: E402
 
 
 def main(argv=None) -> int:

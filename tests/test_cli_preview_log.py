@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from specgan_jax import cli, preview
+from specgan_jax.cli import flags as cli
+from specgan_jax.run import preview
 from specgan_jax.config import Config, TrainConfig
-from specgan_jax.metrics_log import MetricsLog, read_metrics
-from specgan_jax.train import DEMO_PRESET, main as train_main
+from specgan_jax.run.metrics_log import MetricsLog, read_metrics
+from specgan_jax.training.loop import DEMO_PRESET, main as train_main
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from specgan_jax import train as train_lib
-from specgan_jax.generate import LoadedRun, latents
-from specgan_jax.metrics_log import read_metrics
+from specgan_jax.training import loop as train_lib
+from specgan_jax.cli.generate import LoadedRun, latents
+from specgan_jax.run.metrics_log import read_metrics
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 RUN_V0 = os.path.join(FIXTURES, "run_v0")

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-import specgan_jax.data as data
+import specgan_jax.data.csv as data
 from specgan_jax.config import DataConfig
-from specgan_jax.data import DataError, load_dataset
+from specgan_jax.data.csv import DataError, load_dataset
 
 F, T = 8, 6
 

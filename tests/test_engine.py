@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
-from specgan_jax.train_step import Draws, create_train_state, make_train_fns
+from specgan_jax.engine.step import Draws, create_train_state, make_train_fns
 
 MC = ModelConfig(dim=4)
 B = 4

@@ -18,15 +18,15 @@ import jax
 import numpy as np
 import pytest
 
-from specgan_jax import evaluate as E
-from specgan_jax import features as F
-from specgan_jax import metrics as M
-from specgan_jax import train as train_lib
-from specgan_jax.checkpoint import Checkpointer
+from specgan_jax.evaluation import evaluator as E
+from specgan_jax.evaluation import features as F
+from specgan_jax.evaluation import metrics as M
+from specgan_jax.training import loop as train_lib
+from specgan_jax.run.checkpoint import Checkpointer
 from specgan_jax.config import EvalConfig
-from specgan_jax.generate import main as gen_main
-from specgan_jax.metrics_log import read_metrics
-from specgan_jax.moments import Moments, compute_moments
+from specgan_jax.cli.generate import main as gen_main
+from specgan_jax.run.metrics_log import read_metrics
+from specgan_jax.data.moments import Moments, compute_moments
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -386,9 +386,9 @@ def test_split_is_stratified_seeded_and_capped():
 def test_real_demo_is_training_set_plus_new_heldout():
     """--real demo: the reference split is the demo run's training set (rebuilt from the seed
     and the sample count in moments.npz); the held-out spectrograms are new indices."""
-    from specgan_jax import demo_data
+    from specgan_jax.data import demo as demo_data
     from specgan_jax.config import Config, DataConfig
-    from specgan_jax.normalize import normalize
+    from specgan_jax.data.normalize import normalize
 
     x, labels, _ = demo_data.make_demo_dataset(2, seed=0)
     moments = compute_moments(x)
@@ -448,7 +448,7 @@ def eval_run(env):
 
 
 def restore(workdir, sub="checkpoints", step=None):
-    from specgan_jax import train_step
+    from specgan_jax.engine import step as train_step
 
     cfg = train_lib.load_run_config(str(workdir))
     target = jax.eval_shape(lambda k: train_step.create_train_state(

@@ -68,8 +68,8 @@ import json, sys
 import jax, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from specgan_jax.config import AugmentConfig, LossConfig, ModelConfig, OptimConfig
-from specgan_jax.sampler import DeviceDataset, make_sampler, to_device
-from specgan_jax.train_step import create_train_state, make_train_fns
+from specgan_jax.data.sampler import DeviceDataset, make_sampler, to_device
+from specgan_jax.engine.step import create_train_state, make_train_fns
 
 out = sys.argv[1]
 assert jax.device_count() == 4, jax.devices()
@@ -201,7 +201,7 @@ def test_batch_not_divisible_by_devices_is_a_clear_error(step_runs):
 TRAIN_SCRIPT = r"""
 import json, os, sys
 import jax, numpy as np
-from specgan_jax import train as train_lib
+from specgan_jax.training import loop as train_lib
 
 out, data_dir, workdir, cache = sys.argv[1:5]
 extra = sys.argv[5:]
@@ -258,9 +258,9 @@ def read_child(out):
 
 def restore_leaves(workdir):
     """The latest checkpoint of a run, restored in this (single-device) pytest process."""
-    from specgan_jax import train as train_lib
-    from specgan_jax import train_step
-    from specgan_jax.checkpoint import Checkpointer
+    from specgan_jax.training import loop as train_lib
+    from specgan_jax.engine import step as train_step
+    from specgan_jax.run.checkpoint import Checkpointer
 
     cfg = train_lib.load_run_config(str(workdir))
     target = jax.eval_shape(lambda k: train_step.create_train_state(
@@ -372,7 +372,7 @@ def test_two_processes_on_localhost_train_like_one(csv_data, two_device_run):
 
 
 def test_distributed_flags_then_environment_then_autodetect():
-    from specgan_jax import distributed
+    from specgan_jax.training import distributed
     from specgan_jax.config import DistributedConfig
 
     env = {"JAX_COORDINATOR_ADDRESS": "10.0.0.1:99", "JAX_NUM_PROCESSES": "4",
@@ -401,7 +401,7 @@ def test_distributed_flags_then_environment_then_autodetect():
 
 def test_distributed_flags_are_launch_options_not_run_config(tmp_path, capsys):
     """--distributed.* parse into LaunchConfig; config.json and the run name ignore them."""
-    from specgan_jax import train as train_lib
+    from specgan_jax.training import loop as train_lib
 
     p = train_lib.build_parser()
     base = ["--data", str(tmp_path), "--steps", "3"]

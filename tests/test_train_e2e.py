@@ -16,13 +16,13 @@ import jax
 import numpy as np
 import pytest
 
-from specgan_jax import train as train_lib
-from specgan_jax.checkpoint import Checkpointer
-from specgan_jax.cli import config_from_dict
+from specgan_jax.training import loop as train_lib
+from specgan_jax.run.checkpoint import Checkpointer
+from specgan_jax.cli.flags import config_from_dict
 from specgan_jax.config import Config
-from specgan_jax.generate import LoadedRun, main as gen_main
-from specgan_jax.metrics_log import read_metrics
-from specgan_jax.moments import Moments
+from specgan_jax.cli.generate import LoadedRun, main as gen_main
+from specgan_jax.run.metrics_log import read_metrics
+from specgan_jax.data.moments import Moments
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSV_ROUNDING = 1e-6  # relative: generate.py writes 7 significant digits (%.7g)
@@ -65,7 +65,7 @@ def run4(env):
 
 def restore_state(workdir, step=None):
     cfg = train_lib.load_run_config(str(workdir))
-    from specgan_jax import train_step
+    from specgan_jax.engine import step as train_step
 
     target = jax.eval_shape(lambda k: train_step.create_train_state(
         cfg.model, cfg.loss, cfg.optim, k), jax.random.PRNGKey(0))

@@ -27,7 +27,7 @@ from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from specgan_jax.data import DataError
+from specgan_jax.data.csv import DataError
 from specgan_jax import atomic
 
 MOMENTS_VERSION = 1

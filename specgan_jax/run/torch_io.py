@@ -20,7 +20,8 @@ import sys
 import tempfile
 from typing import Optional
 
-from specgan_jax import atomic, cli
+from specgan_jax import atomic
+from specgan_jax.cli import flags as cli
 from specgan_jax.config import Config, ModelConfig
 
 
@@ -50,8 +51,8 @@ def export_generator(run_dir: str, out: str, step: Optional[int] = None) -> dict
     """Write the run's generator as a torch state_dict to `out` (+ `out`.json). -> sidecar."""
     import torch
 
-    from specgan_jax import convert
-    from specgan_jax.generate import GenerateError, LoadedRun
+    from specgan_jax.engine import convert
+    from specgan_jax.cli.generate import GenerateError, LoadedRun
 
     try:
         run = LoadedRun(run_dir, step=step)
@@ -85,10 +86,11 @@ def import_generator(pt_path: str, moments_path: str, out_dir: str, config: Conf
     import jax
     import torch
 
-    from specgan_jax import checkpoint as ckpt_lib
-    from specgan_jax import convert, train_step
-    from specgan_jax.moments import Moments
-    from specgan_jax.train import _config_json
+    from specgan_jax.run import checkpoint as ckpt_lib
+    from specgan_jax.engine import convert
+    from specgan_jax.engine import step as train_step
+    from specgan_jax.data.moments import Moments
+    from specgan_jax.training.loop import _config_json
 
     if not os.path.exists(pt_path):
         raise ExportError(f"{pt_path} does not exist")
@@ -162,7 +164,7 @@ def import_main(argv: Optional[list[str]] = None) -> int:
                    help="a config.json to take the other options from")
     cli.add_config_flags(p, Config)
     args = p.parse_args(argv)
-    from specgan_jax.data import DataError
+    from specgan_jax.data.csv import DataError
 
     try:
         base = cli.load_json(args.config) if args.config else {}

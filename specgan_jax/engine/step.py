@@ -27,9 +27,9 @@ import optax
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from specgan_jax import losses
+from specgan_jax.engine import losses
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
-from specgan_jax.models import Discriminator, Generator, init_models, resolve_impl
+from specgan_jax.engine.models import Discriminator, Generator, init_models, resolve_impl
 
 Sampler = Callable[[Any, jax.Array, int, int], jax.Array]
 

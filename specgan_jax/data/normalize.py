@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from specgan_jax.moments import Moments
+from specgan_jax.data.moments import Moments
 
 
 def _shape_stats(moments: Moments, ndim: int, freq_axis: int, xp, dtype):

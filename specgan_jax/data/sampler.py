@@ -17,10 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from specgan_jax.augment import augment_batch
+from specgan_jax.data.augment import augment_batch
 from specgan_jax.config import AugmentConfig
-from specgan_jax.moments import Moments
-from specgan_jax.normalize import normalize
+from specgan_jax.data.moments import Moments
+from specgan_jax.data.normalize import normalize
 
 
 @flax.struct.dataclass

@@ -72,8 +72,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from specgan_jax import cli
-from specgan_jax import metrics as M
+from specgan_jax.cli import flags as cli
+from specgan_jax.evaluation import metrics as M
 from specgan_jax.config import EvalConfig
 from specgan_jax import atomic
 
@@ -137,7 +137,7 @@ def split_indices(labels: np.ndarray, seed: int, max_per_split: int
 
 def _normalize_rows(x_raw, idx: np.ndarray, moments, chunk: int = 256) -> np.ndarray:
     """Rows idx of raw [N, F, T] (np.memmap fine) -> normalised [len(idx), F, T] float32."""
-    from specgan_jax.normalize import normalize
+    from specgan_jax.data.normalize import normalize
 
     out = np.empty((len(idx),) + tuple(x_raw.shape[1:]), np.float32)
     for s in range(0, len(idx), chunk):
@@ -170,8 +170,8 @@ def real_from_demo(config, moments, cfg: EvalConfig) -> RealSplits:
     """`--real demo` for a run trained on the built-in demo data: the reference split is the
     run's training set itself (rebuilt from its seed), the held-out split is as many *new* demo
     spectrograms (the next indices of each class), never seen in training."""
-    from specgan_jax import demo_data
-    from specgan_jax.train import DEMO_N_PER_CLASS
+    from specgan_jax.data import demo as demo_data
+    from specgan_jax.training.loop import DEMO_N_PER_CLASS
 
     if not _is_demo_run(config):
         raise EvaluateError("--real demo is for runs trained on the built-in demo data; this run "
@@ -211,7 +211,7 @@ def _data_config_for(config, path: str):
 
 
 def _check_shape(x: np.ndarray, moments, what: str) -> None:
-    from specgan_jax.models import SPATIAL
+    from specgan_jax.engine.models import SPATIAL
 
     if x.shape[1:] != (moments.n_freq, SPATIAL) or moments.n_freq != SPATIAL:
         raise EvaluateError(f"{what}: spectrograms are {x.shape[1]}x{x.shape[2]} (frequency x "
@@ -223,7 +223,7 @@ def real_from_folder(config, moments, real: str, cfg: EvalConfig,
                      progress: bool = False) -> RealSplits:
     """`--real DIR` (or a file list): loaded with the run's data options, split and
     normalised."""
-    from specgan_jax import data as data_lib
+    from specgan_jax.data import csv as data_lib
 
     dc = _data_config_for(config, real)
     dataset = data_lib.load_dataset(dc, progress=progress)
@@ -253,7 +253,7 @@ def _auto_k(n_ref: int) -> int:
 
 def make_feature_space(real: RealSplits, cfg: EvalConfig, cache_dir: Optional[str],
                        log: Callable[[str], None]):
-    from specgan_jax import features
+    from specgan_jax.evaluation import features
 
     has_classes = len(real.class_names) > 1
     kind = cfg.feature_space
@@ -485,8 +485,8 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from specgan_jax import preview
-    from specgan_jax.normalize import denormalize
+    from specgan_jax.run import preview
+    from specgan_jax.data.normalize import denormalize
 
     a = ev.arrays
     n = min(REPORT_SAMPLES, len(real.held), len(gen))
@@ -627,8 +627,8 @@ def _fmt(v) -> str:
 
 
 def _load_run_basics(run_dir: str):
-    from specgan_jax.moments import Moments
-    from specgan_jax.train import load_run_config
+    from specgan_jax.data.moments import Moments
+    from specgan_jax.training.loop import load_run_config
 
     if not os.path.isdir(run_dir):
         raise EvaluateError(f"run directory {run_dir} does not exist")
@@ -642,7 +642,7 @@ def _load_run_basics(run_dir: str):
 def fakes_from_folder(config, moments, fakes: str, n: int) -> np.ndarray:
     """Generated CSVs (the run's data format) -> normalised [n, F, T] (the first n files in
     name order; n = 0: all)."""
-    from specgan_jax import data as data_lib
+    from specgan_jax.data import csv as data_lib
 
     dc = dataclasses.replace(_data_config_for(config, fakes), use_cache=False)
     ds = data_lib.load_dataset(dc, progress=False)
@@ -662,7 +662,7 @@ def evaluate_run(run_dir: str, real: str, cfg: EvalConfig, *, out: Optional[str]
     Writes <out>/eval.json and <out>/eval_report.png (out default: <run_dir>/eval) and returns
     the eval.json content. Raises EvaluateError / data.DataError / cli.ConfigError on bad input.
     """
-    from specgan_jax.generate import GenerateError, LoadedRun, latents
+    from specgan_jax.cli.generate import GenerateError, LoadedRun, latents
 
     t0 = time.monotonic()
     config, moments = _load_run_basics(run_dir)
@@ -745,8 +745,8 @@ class PeriodicEval:
 
     def __init__(self, config, dataset, moments, workdir: str, gen_fn, resumed_step: int = 0,
                  log: Callable[[str], None] = _print):
-        from specgan_jax import checkpoint as ckpt_lib
-        from specgan_jax.generate import latents
+        from specgan_jax.run import checkpoint as ckpt_lib
+        from specgan_jax.cli.generate import latents
 
         tc = config.train
         self.metric, self.log, self.gen_fn = tc.eval_metric, log, gen_fn
@@ -893,7 +893,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error(str(e))
     if args.fakes is not None and (args.step is not None or args.checkpoint_dir != "checkpoints"):
         parser.error("--step and --checkpoint-dir choose a checkpoint; with --fakes none is used")
-    from specgan_jax.data import DataError
+    from specgan_jax.data.csv import DataError
 
     t0 = time.monotonic()
     try:

@@ -28,7 +28,7 @@ import jax
 import numpy as np
 
 from specgan_jax.config import ModelConfig
-from specgan_jax.models import init_models
+from specgan_jax.engine.models import init_models
 
 
 class ConversionError(ValueError):

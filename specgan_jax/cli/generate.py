@@ -19,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from specgan_jax import cli
+from specgan_jax.cli import flags as cli
 from specgan_jax import atomic
 
 EPILOG = """\
@@ -48,7 +48,7 @@ def latents(seed: int, indices: np.ndarray, latent_dim: int, dist: str):
     """z [len(indices), latent_dim]: row j = sample_latents(fold_in(PRNGKey(seed), i_j), 1)."""
     import jax
 
-    from specgan_jax.train_step import sample_latents
+    from specgan_jax.engine.step import sample_latents
 
     key = jax.random.PRNGKey(seed)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(np.asarray(indices, np.uint32))
@@ -72,10 +72,10 @@ class LoadedRun:
                  checkpoint_dir: str = "checkpoints"):
         import jax
 
-        from specgan_jax import checkpoint as ckpt_lib
-        from specgan_jax import train_step
-        from specgan_jax.moments import Moments
-        from specgan_jax.train import load_run_config
+        from specgan_jax.run import checkpoint as ckpt_lib
+        from specgan_jax.engine import step as train_step
+        from specgan_jax.data.moments import Moments
+        from specgan_jax.training.loop import load_run_config
 
         if not os.path.isdir(run_dir):
             raise GenerateError(f"run directory {run_dir} does not exist")
@@ -118,7 +118,7 @@ class LoadedRun:
     def generate(self, z, batch_size: int = 64) -> np.ndarray:
         """z [N, latent] -> spectrograms [N, rows, cols] in the input's units and orientation
         (rows = frequency unless the run's data.orientation is 'time_rows')."""
-        from specgan_jax.normalize import denormalize
+        from specgan_jax.data.normalize import denormalize
 
         x = denormalize(self.generate_normalized(z, batch_size), self.moments)  # input units
         if self.config.data.orientation == "time_rows":
@@ -146,7 +146,7 @@ def write_outputs(x: np.ndarray, out_dir: str, fmt: str, stem: str, names: list[
         p = os.path.join(out_dir, stem + ".npy")
         _atomic_save(p, lambda fh: np.save(fh, x.astype(np.float32)))
         return [p]
-    from specgan_jax import preview
+    from specgan_jax.run import preview
 
     img = x if freq_rows else np.swapaxes(x, 1, 2)  # pictures always have frequency vertical
     vmin, vmax = preview.color_range(img)
@@ -186,7 +186,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.n < 1 or args.batch_size < 1 or args.start < 0:
         print("error: --n and --batch-size must be >= 1, --start >= 0", file=sys.stderr)
         return cli.finish(2, argv)
-    from specgan_jax.data import DataError
+    from specgan_jax.data.csv import DataError
 
     try:
         run = LoadedRun(args.run_dir, step=args.step, checkpoint_dir=args.checkpoint_dir)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from specgan_jax.config import ModelConfig
-from specgan_jax.layers import BatchNorm, DownConv, UpConv, bias_init, kernel_init
+from specgan_jax.engine.layers import BatchNorm, DownConv, UpConv, bias_init, kernel_init
 
 # 128x128 output: the 4x4 seed is upsampled 5 times by 2.
 SPATIAL = 128

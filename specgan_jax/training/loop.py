@@ -40,8 +40,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from specgan_jax import atomic, cli
-from specgan_jax import distributed as dist_lib
+from specgan_jax import atomic
+from specgan_jax.cli import flags as cli
+from specgan_jax.training import distributed as dist_lib
 from specgan_jax.config import Config, LaunchConfig, TrainConfig
 
 # The no-argument demo run: a small model that trains in minutes on a 2-core CPU. Only fields
@@ -153,19 +154,19 @@ def _load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], No
     """Dataset (raw units) and Moments (computed once, then read from moments.npz).
     write=False: write neither moments.npz nor labels.json (processes other than 0; every
     process computes the same moments from the same data)."""
-    from specgan_jax import moments as moments_lib
+    from specgan_jax.data import moments as moments_lib
 
     if demo:
-        from specgan_jax import demo_data
+        from specgan_jax.data import demo as demo_data
 
-        from specgan_jax.data import Dataset
+        from specgan_jax.data.csv import Dataset
 
         x, labels, class_names = demo_data.make_demo_dataset(DEMO_N_PER_CLASS, config.train.seed)
         dataset = Dataset(x=x, labels=labels, class_names=class_names,
                           paths=[f"<demo {class_names[c]} #{i}>" for i, c in enumerate(labels)],
                           skipped=[])
     else:
-        from specgan_jax import data as data_lib
+        from specgan_jax.data import csv as data_lib
 
         dataset = data_lib.load_dataset(config.data, progress=write)
         for path, reason in dataset.skipped:
@@ -291,12 +292,12 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     from tqdm.auto import tqdm
 
-    from specgan_jax import checkpoint as ckpt_lib
-    from specgan_jax import normalize as norm_lib
-    from specgan_jax import preview as preview_lib
-    from specgan_jax import sampler as sampler_lib
-    from specgan_jax import train_step
-    from specgan_jax.metrics_log import MetricsLog
+    from specgan_jax.run import checkpoint as ckpt_lib
+    from specgan_jax.data import normalize as norm_lib
+    from specgan_jax.run import preview as preview_lib
+    from specgan_jax.data import sampler as sampler_lib
+    from specgan_jax.engine import step as train_step
+    from specgan_jax.run.metrics_log import MetricsLog
 
     tc = config.train
     if demo is None:
@@ -410,7 +411,7 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
 
     periodic = None  # sample-quality evaluation + best checkpoint (specgan_jax.evaluate)
     if tc.eval_every:
-        from specgan_jax.evaluate import PeriodicEval
+        from specgan_jax.evaluation.evaluator import PeriodicEval
 
         try:
             periodic = PeriodicEval(config, dataset, moments, workdir, gen_fn, step, log)
@@ -567,9 +568,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     options, 128 + signum when stopped by SIGINT/SIGTERM."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from specgan_jax.data import DataError
-    from specgan_jax.checkpoint import CheckpointError
-    from specgan_jax.evaluate import EvaluateError
+    from specgan_jax.data.csv import DataError
+    from specgan_jax.run.checkpoint import CheckpointError
+    from specgan_jax.evaluation.evaluator import EvaluateError
 
     try:
         config, demo = resolve_config(args)
