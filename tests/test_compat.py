@@ -8,8 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from specgan_jax.training import loop as train_lib
-from specgan_jax.cli.generate import LoadedRun, latents
+from specgan_jax.cli import train as train_cli
+from specgan_jax.engine.sampling import latents
+from specgan_jax.run.run_dir import LoadedRun
 from specgan_jax.run.metrics_log import read_metrics
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
@@ -40,7 +41,7 @@ def test_old_run_directory_loads_and_generates_the_same_samples(expected):
 def test_old_run_directory_resumes_to_the_old_codes_numbers(tmp_path, expected):
     work = tmp_path / "run"
     shutil.copytree(RUN_V0, work)
-    rc = train_lib.main(["--workdir", str(work), "--config", str(work / "config.json"),
+    rc = train_cli.main(["--workdir", str(work), "--config", str(work / "config.json"),
                          "--steps", "3", "--no-progress"])
     assert rc == 0
     assert [r["step"] for r in read_metrics(str(work / "metrics.jsonl"))] == [1, 2, 3]

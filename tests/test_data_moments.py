@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from specgan_jax.data.csv import DataError
+from specgan_jax.errors import DataError
 from specgan_jax.data.moments import Moments, StdFloorWarning, compute_moments
 from specgan_jax.data.normalize import denormalize, normalize
 

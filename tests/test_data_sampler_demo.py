@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from specgan_jax.config import AugmentConfig, DataConfig
-from specgan_jax.data.csv import load_dataset
+from specgan_jax.data.cache import load_dataset
 from specgan_jax.data.demo import CLASS_NAMES, make_demo_dataset, write_csv_folders
 from specgan_jax.data.moments import compute_moments
 from specgan_jax.data.normalize import normalize

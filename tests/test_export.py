@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from specgan_jax.run.torch_io import export_main, import_main
-from specgan_jax.cli.generate import LoadedRun, latents
+from specgan_jax.cli.export import export_main, import_main
+from specgan_jax.engine.sampling import latents
+from specgan_jax.run.run_dir import LoadedRun
 from specgan_jax.data.moments import compute_moments
 from specgan_jax.data.normalize import denormalize
 from specgan_torch_ref.models import SpecGANGenerator

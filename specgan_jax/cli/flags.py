@@ -1,10 +1,10 @@
-"""Command-line flags generated from the config dataclasses, and config (de)serialisation.
+"""Command-line flags generated from the config dataclasses.
 
 One flag per field, `--<section>.<field>` (e.g. `--model.dim 16`, `--loss.loss dcgan`), typed
 from the field's annotation: `bool` gives `--x` / `--no-x`, `Literal[...]` gives choices,
 `Optional[T]` also accepts `none`, `tuple[T, ...]` takes several values. The help text of each
 flag is the comment written next to the field in config.py, so the dataclasses stay the single
-documented source (DESIGN §7.5: big_vision configs, flax examples' train_cfg).
+documented source (as big_vision's configs and the flax examples' train configs do).
 
 Precedence, lowest first: dataclass defaults < a preset (e.g. the demo run's) < `--config FILE`
 < explicit flags. Flags default to argparse.SUPPRESS so "given" and "defaulted" differ.
@@ -17,19 +17,15 @@ import dataclasses
 import functools
 import inspect
 import io
-import json
 import re
 import sys
 import tokenize
-import types
 import typing
-from typing import Any, Literal, Union
+from typing import Literal
+
+from specgan_jax.config_json import is_optional, type_hints
 
 NONE_WORDS = ("none", "None", "null")
-
-
-class ConfigError(ValueError):
-    """A user error in a config file or flag; the CLI prints it without a traceback."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -76,20 +72,6 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _is_optional(tp) -> tuple[bool, Any]:
-    """(True, T) for Optional[T] / T | None, else (False, tp)."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1 and len(typing.get_args(tp)) == 2:
-            return True, args[0]
-    return False, tp
-
-
 def _scalar_parser(tp, flag: str):
     """A str -> value converter for one scalar type (for argparse `type=`)."""
     if tp is bool:
@@ -125,7 +107,7 @@ def _scalar_parser(tp, flag: str):
 
 def _flag_kwargs(tp, flag: str) -> dict:
     """argparse.add_argument keyword arguments for a field of type `tp`."""
-    optional, base = _is_optional(tp)
+    optional, base = is_optional(tp)
     if base is bool and not optional:
         return {"action": argparse.BooleanOptionalAction}
     origin = typing.get_origin(base)
@@ -159,14 +141,14 @@ def add_config_flags(parser: argparse.ArgumentParser, top_cls: type,
     """
     aliases = aliases or {}
     by_target = {v: k for k, v in aliases.items()}
-    top_hints = _hints(top_cls)
+    top_hints = type_hints(top_cls)
     for sec in dataclasses.fields(top_cls):
         sec_cls = top_hints[sec.name]
         group = parser.add_argument_group(
             f"{sec.name} options ({sec_cls.__name__})",
             (inspect.getdoc(sec_cls) or "").split("\n")[0])
         docs = field_docs(sec_cls)
-        hints = _hints(sec_cls)
+        hints = type_hints(sec_cls)
         for f in dataclasses.fields(sec_cls):
             dest = f"{sec.name}.{f.name}"
             flags = [f"--{dest}"]
@@ -188,122 +170,6 @@ def overrides_from_args(ns: argparse.Namespace, top_cls: type) -> dict[str, dict
         if "." in dest and dest.split(".", 1)[0] in sections:
             sec, name = dest.split(".", 1)
             out.setdefault(sec, {})[name] = value
-    return out
-
-
-def merge(base: dict, *overrides: dict) -> dict:
-    """Nested dict merge, later overrides win (one level of sections)."""
-    out = {k: dict(v) for k, v in base.items()}
-    for ov in overrides:
-        for sec, fields in ov.items():
-            out.setdefault(sec, {}).update(fields)
-    return out
-
-
-def _coerce(value, tp, where: str):
-    """Check/convert one JSON value to field type `tp` (lists -> tuples etc.)."""
-    optional, base = _is_optional(tp)
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{where}: null is not allowed here")
-    origin = typing.get_origin(base)
-    if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        args = [a for a in typing.get_args(base) if a is not Ellipsis]
-        inner = args[0] if args else Any
-        seq = [_coerce(v, inner, where) if inner is not Any else v for v in value]
-        return tuple(seq) if origin is tuple else seq
-    if origin is Literal:
-        if value not in typing.get_args(base):
-            raise ConfigError(f"{where}: {value!r} is not one of "
-                              f"{', '.join(map(repr, typing.get_args(base)))}")
-        return value
-    if base is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if base is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if base is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if base is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    return value
-
-
-def config_from_dict(top_cls: type, d: dict, source: str = "config"):
-    """Build `top_cls` from a nested dict, naming `source` and the key in every error.
-
-    Missing sections/fields take their defaults; unknown ones are errors (a typo must not be
-    silently ignored). Checks in each section's __post_init__ become ConfigError.
-    """
-    if not isinstance(d, dict):
-        raise ConfigError(f"{source}: expected a JSON object at the top level")
-    top_hints = _hints(top_cls)
-    known = {f.name for f in dataclasses.fields(top_cls)}
-    for sec in d:
-        if sec not in known:
-            raise ConfigError(f"{source}: unknown section {sec!r} (known: {', '.join(sorted(known))})")
-    kwargs = {}
-    for sec in dataclasses.fields(top_cls):
-        sec_cls = top_hints[sec.name]
-        given = d.get(sec.name, {}) or {}
-        if not isinstance(given, dict):
-            raise ConfigError(f"{source}: section {sec.name!r} must be an object")
-        hints = _hints(sec_cls)
-        names = {f.name for f in dataclasses.fields(sec_cls)}
-        for k in given:
-            if k not in names:
-                raise ConfigError(f"{source}: unknown option {sec.name}.{k} "
-                                  f"(known: {', '.join(sorted(names))})")
-        vals = {k: _coerce(v, hints[k], f"{source}: {sec.name}.{k}") for k, v in given.items()}
-        try:
-            kwargs[sec.name] = sec_cls(**vals)
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"{source}: {e}") from None
-    try:
-        return top_cls(**kwargs)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{source}: {e}") from None
-
-
-def config_to_dict(cfg) -> dict:
-    """JSON-ready nested dict (tuples become lists)."""
-    return json.loads(json.dumps(dataclasses.asdict(cfg)))
-
-
-def load_json(path: str) -> dict:
-    """Read a JSON config file with errors naming the file and line."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: line {e.lineno} column {e.colno}: {e.msg}") from None
-
-
-def diff(a: dict, b: dict, ignore: dict[str, tuple] | None = None) -> list[str]:
-    """Lines `section.field: a != b` for each differing field (ignoring run-control fields)."""
-    ignore = ignore or {}
-    out = []
-    for sec in sorted(set(a) | set(b)):
-        fa, fb = a.get(sec, {}), b.get(sec, {})
-        for k in sorted(set(fa) | set(fb)):
-            if k in ignore.get(sec, ()):
-                continue
-            if fa.get(k, "<absent>") != fb.get(k, "<absent>"):
-                out.append(f"{sec}.{k}: {fa.get(k, '<absent>')!r} != {fb.get(k, '<absent>')!r}")
     return out
 
 

@@ -7,7 +7,8 @@ rows = time data), and writes files in exactly the input format: CSV, no header,
 separated, one spectrogram per file.
 
 Seeding: sample i of seed S uses z_i = sample_latents(fold_in(PRNGKey(S), i)), so a (seed, i)
-pair names one spectrogram whatever --n and --batch-size are.
+pair names one spectrogram whatever --n and --batch-size are (specgan_jax.engine.sampling).
+Exit status: 0 done, 1 a user error (no run directory, no checkpoint, ...), 2 bad options.
 """
 
 from __future__ import annotations
@@ -19,8 +20,12 @@ from typing import Optional
 
 import numpy as np
 
-from specgan_jax.cli import flags as cli
 from specgan_jax import atomic
+from specgan_jax.cli import flags
+from specgan_jax.engine.sampling import interpolation_latents, latents
+from specgan_jax.errors import SpecganError
+from specgan_jax.run import preview
+from specgan_jax.run.run_dir import LoadedRun
 
 EPILOG = """\
 examples:
@@ -38,92 +43,6 @@ examples:
 """
 
 CSV_FMT = "%.7g"  # 7 significant digits: float32 data round-trips to ~1e-7 relative
-
-
-class GenerateError(RuntimeError):
-    """A user error (missing run dir, no checkpoint, ...): printed without a traceback."""
-
-
-def latents(seed: int, indices: np.ndarray, latent_dim: int, dist: str):
-    """z [len(indices), latent_dim]: row j = sample_latents(fold_in(PRNGKey(seed), i_j), 1)."""
-    import jax
-
-    from specgan_jax.engine.step import sample_latents
-
-    key = jax.random.PRNGKey(seed)
-    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(np.asarray(indices, np.uint32))
-    return jax.vmap(lambda k: sample_latents(k, 1, latent_dim, dist)[0])(keys)
-
-
-def interpolation_latents(seed: int, n: int, latent_dim: int, dist: str):
-    """n latents on the segment from sample 0 to sample 1 of `seed` (linear, endpoints
-    included; for uniform z the segment stays inside the cube the generator was trained on)."""
-    import jax.numpy as jnp
-
-    ends = latents(seed, np.arange(2), latent_dim, dist)  # [2, latent]
-    w = jnp.linspace(0.0, 1.0, n)[:, None]  # [n, 1]
-    return (1 - w) * ends[0] + w * ends[1]
-
-
-class LoadedRun:
-    """A run directory's generator, ready to sample: config, moments, G variables, step."""
-
-    def __init__(self, run_dir: str, step: Optional[int] = None,
-                 checkpoint_dir: str = "checkpoints"):
-        import jax
-
-        from specgan_jax.run import checkpoint as ckpt_lib
-        from specgan_jax.engine import step as train_step
-        from specgan_jax.data.moments import Moments
-        from specgan_jax.training.loop import load_run_config
-
-        if not os.path.isdir(run_dir):
-            raise GenerateError(f"run directory {run_dir} does not exist")
-        for name in ("config.json", "moments.npz"):
-            if not os.path.exists(os.path.join(run_dir, name)):
-                raise GenerateError(f"{run_dir} is not a run directory: {name} is missing "
-                                    "(scripts/train.py writes it)")
-        self.config = load_run_config(run_dir)
-        self.moments = Moments.load(os.path.join(run_dir, "moments.npz"))
-        ckdir = os.path.join(run_dir, checkpoint_dir)
-        if not os.path.isdir(ckdir):
-            raise GenerateError(f"no checkpoint in {run_dir} (no {checkpoint_dir}/ folder)")
-        c = self.config
-        abstract = jax.eval_shape(lambda k: train_step.create_train_state(
-            c.model, c.loss, c.optim, k), jax.random.PRNGKey(0))
-        dev = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=dev),
-                                abstract)
-        ckpt = ckpt_lib.Checkpointer(ckdir, use_async=False)
-        try:
-            restored = ckpt.restore(abstract, step=step)
-        except ckpt_lib.CheckpointError as e:
-            raise GenerateError(str(e)) from None
-        finally:
-            ckpt.close()
-        self.step = restored.step
-        self.g_params = restored.state.g_params
-        self.g_batch_stats = restored.state.g_batch_stats
-        self._gen = jax.jit(lambda p, bs, z: train_step.generate(c.model, p, bs, z))
-
-    def generate_normalized(self, z, batch_size: int = 64) -> np.ndarray:
-        """z [N, latent] -> G's output [N, F, T] float32 in the normalised domain [-1, 1]
-        (rows = frequency), as the model sees data (used by specgan_jax.evaluate)."""
-        out = []
-        for s in range(0, z.shape[0], batch_size):
-            y = np.asarray(self._gen(self.g_params, self.g_batch_stats, z[s:s + batch_size]))
-            out.append(y[..., 0])  # [b, F, T]
-        return np.concatenate(out, axis=0)
-
-    def generate(self, z, batch_size: int = 64) -> np.ndarray:
-        """z [N, latent] -> spectrograms [N, rows, cols] in the input's units and orientation
-        (rows = frequency unless the run's data.orientation is 'time_rows')."""
-        from specgan_jax.data.normalize import denormalize
-
-        x = denormalize(self.generate_normalized(z, batch_size), self.moments)  # input units
-        if self.config.data.orientation == "time_rows":
-            x = np.swapaxes(x, 1, 2)  # back to the files' rows = time
-        return x
 
 
 def _atomic_save(path: str, write) -> None:
@@ -146,7 +65,6 @@ def write_outputs(x: np.ndarray, out_dir: str, fmt: str, stem: str, names: list[
         p = os.path.join(out_dir, stem + ".npy")
         _atomic_save(p, lambda fh: np.save(fh, x.astype(np.float32)))
         return [p]
-    from specgan_jax.run import preview
 
     img = x if freq_rows else np.swapaxes(x, 1, 2)  # pictures always have frequency vertical
     vmin, vmax = preview.color_range(img)
@@ -185,9 +103,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.n < 1 or args.batch_size < 1 or args.start < 0:
         print("error: --n and --batch-size must be >= 1, --start >= 0", file=sys.stderr)
-        return cli.finish(2, argv)
-    from specgan_jax.data.csv import DataError
-
+        return flags.finish(2, argv)
     try:
         run = LoadedRun(args.run_dir, step=args.step, checkpoint_dir=args.checkpoint_dir)
         mc, lc = run.config.model, run.config.loss
@@ -205,13 +121,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         written = write_outputs(x, out, args.format, stem, names,
                                 freq_rows=run.config.data.orientation == "freq_rows",
                                 title=f"{args.run_dir} step {run.step}, seed {args.seed}")
-    except (GenerateError, cli.ConfigError, DataError) as e:
+    except SpecganError as e:
         print(f"error: {e}", file=sys.stderr)
-        return cli.finish(1, argv)
+        return flags.finish(1, argv)
     print(f"wrote {len(written)} file(s) ({args.n} spectrograms, {x.shape[1]}x{x.shape[2]}) "
           f"from step {run.step} to {out}")
-    return cli.finish(0, argv)
-
+    return flags.finish(0, argv)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,12 @@ import os
 from typing import Sequence
 
 import numpy as np
+
 from specgan_jax import atomic
+from specgan_jax.data.cache import Dataset
 
 CLASS_NAMES = ["harmonic", "chirp", "click", "noise_band"]
+DEMO_N_PER_CLASS = 64  # spectrograms per class in the demo run's training set
 LOG_EPS = 1e-6  # log(|X| + 1e-6), train_specgan.py
 
 
@@ -136,3 +139,11 @@ def write_csv_folders(out_dir: str, x: np.ndarray, labels: Sequence[int],
             np.savetxt(fh, xi, delimiter=",", fmt=fmt)
         paths.append(path)
     return paths
+
+
+def demo_dataset(seed: int, n_per_class: int = DEMO_N_PER_CLASS) -> Dataset:
+    """The demo run's training set as a Dataset (paths name the class and index)."""
+    x, labels, class_names = make_demo_dataset(n_per_class, seed)
+    return Dataset(x=x, labels=labels, class_names=class_names,
+                   paths=[f"<demo {class_names[c]} #{i}>" for i, c in enumerate(labels)],
+                   skipped=[])

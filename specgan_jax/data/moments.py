@@ -12,7 +12,7 @@ formulae and a pairwise algorithm for computing sample variances"), in float64:
 so memory is O(chunk) whatever the dataset size, and the result equals the stacked computation
 to float64 rounding (tests/test_data_moments.py).
 
-The std is floored (DESIGN §4 item 6): a (nearly) constant frequency bin has std ~ 1e-15, and
+The std is floored (README, "The seed's bugs, fixed", item 7): a (nearly) constant frequency bin has std ~ 1e-15, and
 the seed's `(x - mean) / (std + 1e-8)` turns rounding noise there into values of ~1e7..1e15.
 The floor is relative to the median bin std, so it means the same in log and linear units.
 """
@@ -26,9 +26,10 @@ import warnings
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from specgan_jax.data.csv import DataError
 from specgan_jax import atomic
+from specgan_jax.errors import DataError
 
 MOMENTS_VERSION = 1
 
@@ -142,8 +143,6 @@ def compute_moments(x: Union[np.ndarray, Iterable[np.ndarray]], *, log_transform
     std_floor: relative floor, see `floor_std`. names: per-sample names for error messages.
     Returns Moments; mean/std equal np.mean/np.std(x', axis=(0, 2)) of the stacked x'.
     """
-    from tqdm.auto import tqdm
-
     n_a, mean_a, m2_a, frames, seen = 0, None, None, None, 0
     total = x.shape[0] if hasattr(x, "shape") else None
     bar = tqdm(total=total, desc="moments", unit="spec", disable=not progress)
@@ -188,7 +187,7 @@ def compute_moments(x: Union[np.ndarray, Iterable[np.ndarray]], *, log_transform
 
 
 def moments_for(dataset, data_cfg, progress: bool = False) -> Moments:
-    """compute_moments over a data.Dataset with the DataConfig's transform and floor."""
+    """compute_moments over a data.cache.Dataset with the DataConfig's transform and floor."""
     return compute_moments(dataset.x, log_transform=data_cfg.log_transform, eps=data_cfg.log_eps,
                            std_floor=data_cfg.std_floor, orientation=data_cfg.orientation,
                            names=dataset.paths, progress=progress)

@@ -5,7 +5,7 @@ its Flax path, its torch state_dict key and the layout transform between them. C
 either direction fails loudly on a missing or unexpected key and on any shape mismatch, naming
 them. Both directions are exact (pure permutations/reshapes).
 
-Layouts (DESIGN §3):
+Layouts:
   conv    torch Conv2d [O,I,kh,kw] / ConvTranspose2d [I,O,kh,kw] -> permute(2,3,1,0) -> Flax
           [kh,kw,I,O] / [kh,kw,O,I] (same permutation for both; no spatial flip)
   g_fc    torch fc.weight [(c,h,w), nz] (the seed views the output as NCHW [16d,4,4])

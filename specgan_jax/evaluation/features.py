@@ -33,8 +33,15 @@ import json
 import os
 from typing import Callable, Optional
 
+import flax.linen as nn
+import flax.serialization
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
+
 from specgan_jax import atomic
+from specgan_jax.engine.sampling import map_padded
 
 FEATURES_VERSION = 1  # part of the cache key: bump when the architecture or training changes
 RANDOM_FEATURES_SEED = 0  # the random_conv weights (fixed: one feature space for every run)
@@ -44,9 +51,6 @@ FEATURE_BATCH = 64  # samples per feature-extraction call (fixed shape: one comp
 
 
 def _net(n_classes: int):
-    import flax.linen as nn
-    import jax.numpy as jnp
-
     class FeatureNet(nn.Module):
         """[B, F, T] normalised -> (features [B, WIDTHS[-1]], logits [B, n_classes] or None)."""
 
@@ -87,18 +91,11 @@ class FeatureSpace:
         x = np.asarray(x, np.float32)
         if x.ndim != 3:
             raise ValueError(f"features expect [N, F, T] normalised spectrograms; got {x.shape}")
-        feats, logits = [], []
-        for s in range(0, len(x), FEATURE_BATCH):
-            b = x[s:s + FEATURE_BATCH]
-            pad = FEATURE_BATCH - len(b)
-            if pad:  # fixed batch shape: the jitted function compiles once
-                b = np.concatenate([b, np.zeros((pad,) + b.shape[1:], b.dtype)])
-            f, lg = self._apply(b)
-            feats.append(np.asarray(f, np.float64)[:FEATURE_BATCH - pad])
-            if lg is not None:
-                logits.append(np.asarray(lg, np.float64)[:FEATURE_BATCH - pad])
-        return (np.concatenate(feats) if feats else np.zeros((0, self.dim)),
-                np.concatenate(logits) if logits else None)
+        if not len(x):
+            return np.zeros((0, self.dim)), None
+        feats, logits = map_padded(self._apply, x, FEATURE_BATCH)
+        return (feats.astype(np.float64),
+                None if logits is None else logits.astype(np.float64))
 
     def features(self, x: np.ndarray) -> np.ndarray:
         return self._run(x)[0]
@@ -114,16 +111,12 @@ class FeatureSpace:
 
 
 def _jit_apply(net, params):
-    import jax
-
     fn = jax.jit(lambda p, x: net.apply(p, x))
     return lambda x: fn(params, x)
 
 
 def random_features(n_freq: int = 128, n_time: int = 128) -> FeatureSpace:
     """The fixed, seeded random convolutional feature extractor."""
-    import jax
-
     net = _net(0)
     params = net.init(jax.random.PRNGKey(RANDOM_FEATURES_SEED),
                       np.zeros((1, n_freq, n_time), np.float32))
@@ -156,9 +149,6 @@ def train_classifier(x: np.ndarray, labels: np.ndarray, n_classes: int,
     Softmax cross-entropy, Adam, `opts.steps` minibatches of min(batch_size, N) drawn without
     replacement within each pass over the data, order from CLASSIFIER_INIT_SEED: deterministic.
     """
-    import jax
-    import optax
-
     net = _net(n_classes)
     x = np.asarray(x, np.float32)
     labels = np.asarray(labels, np.int32)
@@ -196,8 +186,6 @@ def classifier_features(ref_x: np.ndarray, ref_labels: np.ndarray, class_names: 
     """The classifier feature space: trained on (ref_x, ref_labels), or loaded from
     `cache_dir` when a classifier for exactly this data and these options is there.
     Accuracies on the training and held-out data go into `info`."""
-    import flax.serialization
-
     n_classes = len(class_names)
     key = _data_hash(ref_x, ref_labels, class_names, opts)
     net = _net(n_classes)
@@ -205,8 +193,6 @@ def classifier_features(ref_x: np.ndarray, ref_labels: np.ndarray, class_names: 
     if cache_dir is not None:
         cache_file = os.path.join(cache_dir, f"classifier-{key}.msgpack")
         if os.path.exists(cache_file):
-            import jax
-
             target = net.init(jax.random.PRNGKey(CLASSIFIER_INIT_SEED),
                               np.zeros((1,) + ref_x.shape[1:], np.float32))
             try:

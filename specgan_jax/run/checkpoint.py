@@ -2,7 +2,9 @@
 
 A checkpoint is one orbax step directory `checkpoints/<step>/` with two items:
   state: the whole TrainState pytree (parameters, optimizer states, BN statistics, step),
-  meta:  JSON with the PRNG key data, host-side sampler state (if any), wall time and versions.
+  meta:  a small JSON object whose entries the caller reads back and checks (training: the
+         PRNG key of the step draws; the best checkpoint: the metric and its score). Orbax's
+         own `_CHECKPOINT_METADATA` records when the step was saved.
 
 Atomicity (orbax-checkpoint 0.12.8, checked in its source, _src/path/atomicity.py): a save is
 written to `<step>.orbax-checkpoint-tmp-<n>/` and renamed to `<step>/` only once complete
@@ -25,11 +27,9 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from specgan_jax.errors import CheckpointError
+
 log = logging.getLogger(__name__)
-
-
-class CheckpointError(RuntimeError):
-    """No readable checkpoint (the CLI prints the message, no traceback)."""
 
 
 @dataclasses.dataclass
@@ -95,7 +95,6 @@ class Checkpointer:
         if step in self._mgr.all_steps():
             return False
         meta = dict(meta or {})
-        meta.setdefault("saved_at_unix", time.time())
         self._mgr.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
         self._last_save_time = time.monotonic()

@@ -1,7 +1,7 @@
 """Preview grids: PNG pictures of spectrograms in the data's own units.
 
 Frequency runs up the vertical axis with the lowest bin at the bottom (imshow origin='lower';
-CSV row 0 = lowest frequency, DESIGN §1), time runs left to right, a perceptual colormap
+CSV row 0 = lowest frequency, README "Your data"), time runs left to right, a perceptual colormap
 (magma) and one shared colour scale with a colorbar in the input's units, so grids from
 different steps and the grid of real examples can be compared by eye.
 
@@ -70,3 +70,14 @@ def save_grid(path: str, images: np.ndarray, *, title: str, vmin: float, vmax: f
 def fakes_name(step: int) -> str:
     """Predictable artefact name of the preview at `step` (stylegan2-ada style)."""
     return f"fakes_{step:06d}.png"
+
+
+def round_robin(labels: np.ndarray, n: int) -> np.ndarray:
+    """n indices taking one sample of each class in turn (class order, then index order), so
+    that a grid shows every class, not the first one only."""
+    labels = np.asarray(labels)
+    rank = np.empty(len(labels), np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rank[idx] = np.arange(len(idx))
+    return np.lexsort((labels, rank))[:n]

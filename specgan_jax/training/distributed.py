@@ -1,6 +1,6 @@
 """Multi-host wiring: jax.distributed.initialize() from DistributedConfig and the environment.
 
-JAX is the distributed engine (DESIGN §5): after `initialize`, `jax.devices()` lists the
+JAX is the distributed engine (README, "Multi-device and multi-host"): after `initialize`, `jax.devices()` lists the
 devices of every process, the training mesh spans them all, and the jitted step's all-reduces
 cross hosts (NCCL on GPU; on CPU the gloo TCP collectives, JAX's default
 `jax_cpu_collectives_implementation`). Every process runs the same program on the same
@@ -18,15 +18,16 @@ from __future__ import annotations
 import os
 from typing import Mapping, Optional
 
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+
 from specgan_jax.config import DistributedConfig
+from specgan_jax.errors import DistributedError
 
 ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
 ENV_NUM_PROCESSES = "JAX_NUM_PROCESSES"
 ENV_PROCESS_ID = "JAX_PROCESS_ID"
-
-
-class DistributedError(RuntimeError):
-    """jax.distributed.initialize could not be set up (the CLI prints the message)."""
 
 
 def initialize_kwargs(cfg: DistributedConfig, environ: Optional[Mapping[str, str]] = None
@@ -62,7 +63,6 @@ def initialize(cfg: DistributedConfig, environ: Optional[Mapping[str, str]] = No
     (device listing, array creation). Returns whether it initialised."""
     if not cfg.enabled:
         return False
-    import jax
 
     kwargs = initialize_kwargs(cfg, environ)
     try:
@@ -78,8 +78,6 @@ def initialize(cfg: DistributedConfig, environ: Optional[Mapping[str, str]] = No
 
 def is_main_process() -> bool:
     """Process 0: the one that writes logs, previews, metrics and config files."""
-    import jax
-
     return jax.process_index() == 0
 
 
@@ -91,12 +89,8 @@ def agree_any(*flags: bool) -> tuple[bool, ...]:
     process waits forever in a collective the others never enter. Wall clocks and signals
     differ between hosts, so such decisions are combined here: one tiny all-gather.
     """
-    import jax
-    import numpy as np
-
     if jax.process_count() == 1:
         return tuple(bool(f) for f in flags)
-    from jax.experimental import multihost_utils
 
     local = np.asarray(flags, np.int32)
     everyone = np.asarray(multihost_utils.process_allgather(local))  # [processes, len(flags)]
