@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import torch
 
-from specgan_jax import convert
+from specgan_jax.engine import convert
 from specgan_jax.config import ModelConfig
 from specgan_torch_ref.models import SpecGANDiscriminator, SpecGANGenerator
 

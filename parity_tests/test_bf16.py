@@ -14,9 +14,10 @@ import optax
 import pytest
 
 from parity_tests.helpers import TOL, rel_err
-from specgan_jax import losses, train_step
+from specgan_jax.engine import losses
+from specgan_jax.engine import step as train_step
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
-from specgan_jax.models import Discriminator, Generator, init_models
+from specgan_jax.engine.models import Discriminator, Generator, init_models
 
 B = 8
 

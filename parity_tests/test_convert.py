@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from parity_tests.helpers import torch_models
-from specgan_jax import convert
+from specgan_jax.engine import convert
 from specgan_jax.config import ModelConfig
 
 

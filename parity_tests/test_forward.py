@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from parity_tests.helpers import TOL, jax_vars, nchw, nhwc, rel_err, tree_rel_err, torch_models
-from specgan_jax import convert
+from specgan_jax.engine import convert
 from specgan_jax.config import ModelConfig
-from specgan_jax.models import Discriminator, Generator
+from specgan_jax.engine.models import Discriminator, Generator
 
 COMBOS = list(itertools.product(("same", "torch"), ("zeros", "nn"), (False, True)))
 

@@ -1,5 +1,5 @@
 """Loss values, the gradient penalty, and the gradients of the D and G losses w.r.t. every
-parameter: specgan_jax.losses == specgan_torch_ref.losses on identical inputs.
+parameter: specgan_jax.engine.losses == specgan_torch_ref.losses on identical inputs.
 
 Every gradient test point is made well-posed first (helpers.move_off_kinks) and checked for it
 in float64 (helpers.assert_kink_margin): no ReLU / leaky-ReLU input within reach of fp32
@@ -15,9 +15,9 @@ import torch
 
 from parity_tests.helpers import (TOL, PreActivations, assert_kink_margin, jax_vars,
                                   move_off_kinks, nchw, rel_err, torch_models, tree_rel_err)
-from specgan_jax import convert, losses
+from specgan_jax.engine import convert, losses
 from specgan_jax.config import LossConfig, ModelConfig
-from specgan_jax.models import Discriminator, Generator
+from specgan_jax.engine.models import Discriminator, Generator
 from specgan_torch_ref.losses import GANLoss, compute_gradient_penalty
 
 B = 4

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from specgan_jax.config import DataConfig
-from specgan_jax.data import load_dataset
-from specgan_jax.moments import Moments, StdFloorWarning, moments_for
-from specgan_jax.normalize import denormalize, normalize
+from specgan_jax.data.cache import load_dataset
+from specgan_jax.data.moments import Moments, StdFloorWarning, moments_for
+from specgan_jax.data.normalize import denormalize, normalize
 from specgan_torch_ref.normalize import PerFrequencyNormalizer
 
 # Named tolerances (why each):

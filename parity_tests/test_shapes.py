@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from specgan_jax.config import ModelConfig
-from specgan_jax.models import Discriminator, Generator, init_models, param_count
+from specgan_jax.engine.models import Discriminator, Generator, init_models, param_count
 from specgan_torch_ref.models import SpecGANDiscriminator, SpecGANGenerator, numel
 
 OPTIONS = list(itertools.product(("same", "torch"), ("zeros", "nn"), (False, True),

@@ -10,9 +10,9 @@ import torch
 
 from parity_tests.helpers import (TOL, PreActivations, assert_kink_margin, jax_vars,
                                   move_off_kinks, nchw, rel_err, torch_models, tree_rel_err)
-from specgan_jax import convert, losses
+from specgan_jax.engine import convert, losses
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
-from specgan_jax.train_step import Draws, TrainState, make_train_fns
+from specgan_jax.engine.step import Draws, TrainState, make_train_fns
 from specgan_torch_ref.train_step import make_optimizer, train_iteration
 
 B, N_CRITIC = 4, 5

@@ -24,8 +24,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from specgan_jax.config import DataConfig  # noqa: E402
-from specgan_jax.data import load_dataset  # noqa: E402
-from specgan_jax.moments import compute_moments  # noqa: E402
+from specgan_jax.data.cache import load_dataset  # noqa: E402
+from specgan_jax.data.moments import compute_moments  # noqa: E402
 
 
 def main(argv=None) -> int:

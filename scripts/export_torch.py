@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Thin wrapper: `python scripts/export_torch.py --help` (specgan_jax.export.export_main)."""
+"""Thin wrapper: `python scripts/export_torch.py --help` (specgan_jax.cli.export.export_main)."""
 
 import os
 import sys
@@ -7,7 +7,7 @@ import sys
 # Run from a source checkout without `pip install -e .`: the package is the parent folder.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from specgan_jax.export import export_main  # noqa: E402
+from specgan_jax.cli.export import export_main  # noqa: E402
 
 if __name__ == "__main__":
     export_main()

@@ -7,7 +7,7 @@ import sys
 # Run from a source checkout without `pip install -e .`: the package is the parent folder.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from specgan_jax.generate import main  # noqa: E402
+from specgan_jax.cli.generate import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,7 @@ import sys
 # Run from a source checkout without `pip install -e .`: the package is the parent folder.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from specgan_jax.demo_data import make_demo_dataset, write_csv_folders  # noqa: E402
+from specgan_jax.data.demo import make_demo_dataset, write_csv_folders  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
-from specgan_jax.train_step import create_train_state, make_train_fns
+from specgan_jax.engine.step import create_train_state, make_train_fns
 
 # Dense peak FLOP/s by device kind and precision (vendor datasheets, SXM parts, no sparsity).
 # fp32 matmuls/convs on Hopper run on TF32 tensor cores when the framework allows TF32.

@@ -14,7 +14,7 @@ import dataclasses
 from typing import Literal, Optional
 
 LOSSES = ("wgan-gp", "wgan", "dcgan", "lsgan")
-# Metrics that can pick the best checkpoint (specgan_jax.evaluate; all but the last: lower is better).
+# Metrics that can pick the best checkpoint (all but the last: lower is better).
 EVAL_METRICS = ("fd", "kid", "ndb", "mean_rms", "std_rms", "inception_score")
 
 
@@ -41,14 +41,12 @@ class ModelConfig:
     #   "xla":   lax.conv_general_dilated with lhs dilation / window strides (the textbook form);
     #   "phase": sub-pixel decomposition: a 3x3 stride-1 conv to 4x channels + depth-to-space for
     #            G, space-to-depth + 3x3 stride-1 conv for D. No dilated convolutions at all,
-    #            which XLA:CPU otherwise lowers to slow generic code (DESIGN §9).
+    #            which XLA:CPU lowers to slow generic code (README, "Performance").
     #   "hybrid": D's strided convs run natively, with custom VJPs that keep every derivative
-    #            (the GP's double backward included) off the dilated path; G as "phase"
-    #            (specgan_jax.layers._strided_conv_ops).
-    #   "auto":  "hybrid" on one CPU device (the step in 0.85-0.90x the time of "phase", which
-    #            itself beat "xla" ~2x); "phase" on several devices ("hybrid" is refused
-    #            there: its sharded gradients were measured wrong) and on GPU/TPU (not
-    #            measured there yet); "xla" for a kernel_len other than 5.
+    #            (the GP's double backward included) off the dilated path; G as "phase".
+    #   "auto":  the fastest measured on the platform: "hybrid" on one CPU device, "phase" on
+    #            several devices ("hybrid" is refused there) and on GPU/TPU, "xla" for a
+    #            kernel_len other than 5 (docs/performance.md). config.json records the choice.
     conv_impl: Literal["auto", "xla", "phase", "hybrid"] = "auto"
     # Compute precision of G and D. "fp32": everything in float32 (the parity suite's setting).
     # "bf16": convolutions and dense layers take bfloat16 inputs and weights and accumulate in
@@ -116,14 +114,9 @@ class OptimConfig:
                 raise ValueError(f"optim.{name} must be > 0; got {v}")
 
 
-def as_dict(cfg) -> dict:
-    """JSON-ready dict of a (nested) config dataclass."""
-    return dataclasses.asdict(cfg)
-
-
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """The training loop: schedule, checkpoints, previews and logging (specgan_jax/train.py).
+    """The training loop: schedule, checkpoints, previews and logging (specgan_jax.training).
 
     Fields marked "run control" may change when a run is resumed (e.g. a larger `steps` trains
     further); every other field must equal the saved config.json of the run directory.
@@ -139,9 +132,8 @@ class TrainConfig:
     steps_per_call: int = 10
     # How a host call runs its steps: "scan": one jitted lax.scan over them (TrainFns.chunk);
     # "python": that many calls of the jitted step, dispatched asynchronously, metrics still
-    # fetched once per call; "auto": "python" on CPU, where XLA:CPU ran the scanned chunk ~10x
-    # slower per step than separate step calls (measured: dim 8, batch 16: 29.7 vs 3.1 s/step),
-    # "scan" elsewhere. Both give the same numbers. Run control.
+    # fetched once per call; "auto": "python" on CPU (XLA:CPU runs convolution gradients in a
+    # loop on a slow path: README, "Performance"), "scan" elsewhere. Same numbers. Run control.
     loop: Literal["auto", "scan", "python"] = "auto"
     log_every: int = 100  # steps between fixed-width log lines and metrics.jsonl rows; run control
     checkpoint_every: int = 5_000  # steps between checkpoints; run control
@@ -153,7 +145,7 @@ class TrainConfig:
     n_preview: int = 16  # samples per preview grid (fixed latents, drawn once from the seed)
     tensorboard: bool = True  # also write TensorBoard events when a writer is importable; run control
     # Evaluate sample quality every N steps (0 = off): generated samples against a held-out half
-    # of the training data (specgan_jax.evaluate), "eval/<metric>" rows in metrics.jsonl and
+    # of the training data (specgan_jax.evaluation), "eval/<metric>" rows in metrics.jsonl and
     # TensorBoard, and the checkpoint with the best eval_metric kept in
     # checkpoints_best_<metric>/. Uses its own random numbers: training is unchanged. Run control.
     eval_every: int = 0
@@ -183,10 +175,10 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where the CSV spectrograms are and how to read them (specgan_jax.data, .moments).
+    """Where the CSV spectrograms are and how to read them (specgan_jax.data).
 
     A CSV is one spectrogram, no header, comma-separated. By default rows = frequency bins
-    (row 0 = lowest) and columns = time frames, 128 x 128 (DESIGN §1).
+    (row 0 = lowest) and columns = time frames, 128 x 128 (README, "Your data").
     """
 
     # Folder of *.csv files (one class, named after the folder), or a folder of class
@@ -217,7 +209,7 @@ class DataConfig:
     # Per-frequency std floor, RELATIVE to the median per-frequency std (scale-free, so it
     # works for log and linear units alike): a (nearly) constant bin gets
     # std = std_floor * median(std) instead of ~1e-15, and a warning names the bins
-    # (DESIGN §4 item 6: the seed's +1e-8 blew such a bin up to 1e15).
+    # (README, "The seed's bugs, fixed", item 7: the seed's +1e-8 blew such a bin up to 1e15).
     std_floor: float = 1e-3
     # Folder of the parsed-data cache (one float32 .npy + JSON manifest per data source);
     # None: $XDG_CACHE_HOME/specgan_jax or ~/.cache/specgan_jax.
@@ -248,7 +240,7 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
     """Per-sample augmentations of real batches, applied inside the jitted step in the
-    normalised domain (specgan_jax.augment). Each has a probability (per sample) and a
+    normalised domain (specgan_jax.data.augment). Each has a probability (per sample) and a
     strength; all are off except the temporal shift the seed recommends (roll by up to ±30
     frames, seed §7, after the original's slice_randomize_offset). Order: stretch, shift,
     frequency mask, time mask, noise, then a clip to [-1, 1] (the range of real data and of G).
@@ -289,7 +281,7 @@ class AugmentConfig:
 class Config:
     """Everything a training run needs; saved resolved as `<run dir>/config.json`.
 
-    Sections map to CLI flags `--<section>.<field>` (specgan_jax.cli); a checkpoint plus this
+    Sections map to CLI flags `--<section>.<field>` (specgan_jax.cli.flags); a checkpoint plus this
     file (and moments.npz) rebuilds the generator.
     """
 
@@ -303,7 +295,7 @@ class Config:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    """Sample-quality evaluation (specgan_jax.evaluate, scripts/evaluate.py; flags --eval.*).
+    """Sample-quality evaluation (specgan_jax.evaluation, scripts/evaluate.py; flags --eval.*).
 
     Not part of a run's config.json: evaluation never changes training. Periodic evaluation
     during training uses these defaults with seed = train.seed and n = train.eval_n.
@@ -319,7 +311,7 @@ class EvalConfig:
     # bounds time and memory (nearest neighbours cost N_gen x N_ref x F x T).
     max_real: int = 1000
     # "auto": a classifier trained on the real reference split when the data has > 1 class,
-    # else fixed random convolutional features (specgan_jax.features).
+    # else fixed random convolutional features (specgan_jax.evaluation.features).
     feature_space: Literal["auto", "classifier", "random_conv"] = "auto"
     classifier_steps: int = 200  # Adam updates of the feature classifier (15-25 s on a 2-core CPU)
     classifier_batch_size: int = 32  # its minibatch size
@@ -356,7 +348,7 @@ class DistributedConfig:
     """Multi-host training: one process per host, joined by jax.distributed.initialize().
 
     With `enabled`, jax.distributed.initialize() runs before any other JAX call and the
-    training mesh spans the devices of every process (specgan_jax.distributed, DESIGN §5).
+    training mesh spans every process's devices (README, "Multi-device and multi-host").
     Start the same command once per process (host). A field left unset here comes from the
     environment: JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID; whatever is still
     unset JAX detects on clusters it knows (Slurm, Open MPI, Cloud TPU, Kubernetes).
@@ -395,3 +387,14 @@ class LaunchConfig:
     --config files: they do not change what a run computes)."""
 
     distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
+
+
+# The no-argument demo run (scripts/train.py without --data): a small model that trains in
+# minutes on a 2-core CPU; fields not given by --config/flags take these values. Why these
+# departures from the SpecGAN defaults (upsample, learning rates, batch): docs/demo.md.
+DEMO_PRESET = {
+    "model": {"dim": 8, "upsample": "nn"},
+    "optim": {"g_lr": 5e-4, "d_lr": 5e-4},
+    "train": {"steps": 400, "batch_size": 8, "steps_per_call": 10, "log_every": 20,
+              "checkpoint_every": 100, "preview_every": 100, "n_preview": 16},
+}

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 import pytest
 
-from specgan_jax.checkpoint import CheckpointError, Checkpointer, key_to_json
+from specgan_jax.run.checkpoint import CheckpointError, Checkpointer, key_to_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -106,7 +106,7 @@ def test_unreadable_latest_falls_back_with_warning(tmp_path):
 CHILD = textwrap.dedent("""
     import sys, jax.numpy as jnp
     sys.path.insert(0, {repo!r})
-    from specgan_jax.checkpoint import Checkpointer
+    from specgan_jax.run.checkpoint import Checkpointer
     ck = Checkpointer({d!r}, keep=3, use_async=False)
     s = 1
     while True:  # big enough (16 MB) that a kill often lands mid-save

@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from specgan_jax import cli, preview
-from specgan_jax.config import Config, TrainConfig
-from specgan_jax.metrics_log import MetricsLog, read_metrics
-from specgan_jax.train import DEMO_PRESET, main as train_main
+from specgan_jax import config_json
+from specgan_jax.cli import flags as cli
+from specgan_jax.errors import ConfigError
+from specgan_jax.run import preview
+from specgan_jax.config import DEMO_PRESET, Config, TrainConfig
+from specgan_jax.run.metrics_log import MetricsLog, read_metrics
+from specgan_jax.cli.train import main as train_main
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,16 +74,16 @@ def test_train_fields_are_documented_in_help():
 
 
 def test_config_from_dict_errors_name_the_source_and_key():
-    with pytest.raises(cli.ConfigError, match=r"f.json: unknown option train.stepz"):
-        cli.config_from_dict(Config, {"train": {"stepz": 3}}, source="f.json")
-    with pytest.raises(cli.ConfigError, match=r"f.json: unknown section 'trian'"):
-        cli.config_from_dict(Config, {"trian": {}}, source="f.json")
-    with pytest.raises(cli.ConfigError, match=r"model.dim: expected an integer"):
-        cli.config_from_dict(Config, {"model": {"dim": "8"}}, source="f.json")
-    with pytest.raises(cli.ConfigError, match=r"train.steps must be >= 1"):
-        cli.config_from_dict(Config, {"train": {"steps": 0}}, source="f.json")
+    with pytest.raises(ConfigError, match=r"f.json: unknown option train.stepz"):
+        config_json.config_from_dict(Config, {"train": {"stepz": 3}}, source="f.json")
+    with pytest.raises(ConfigError, match=r"f.json: unknown section 'trian'"):
+        config_json.config_from_dict(Config, {"trian": {}}, source="f.json")
+    with pytest.raises(ConfigError, match=r"model.dim: expected an integer"):
+        config_json.config_from_dict(Config, {"model": {"dim": "8"}}, source="f.json")
+    with pytest.raises(ConfigError, match=r"train.steps must be >= 1"):
+        config_json.config_from_dict(Config, {"train": {"steps": 0}}, source="f.json")
     cfg = Config()
-    assert cli.config_from_dict(Config, cli.config_to_dict(cfg)) == cfg  # JSON round trip
+    assert config_json.config_from_dict(Config, config_json.config_to_dict(cfg)) == cfg  # JSON round trip
 
 
 def test_help_and_dry_run_precedence(tmp_path, capsys):

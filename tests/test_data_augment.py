@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from specgan_jax.augment import augment_batch, mask_band, shift_time, stretch_time
+from specgan_jax.data.augment import augment_batch, mask_band, shift_time, stretch_time
 from specgan_jax.config import AugmentConfig
 
 F, T = 16, 32

@@ -6,9 +6,11 @@ import os
 import numpy as np
 import pytest
 
-import specgan_jax.data as data
+import specgan_jax.data.cache as cache
+import specgan_jax.data.csv as data
 from specgan_jax.config import DataConfig
-from specgan_jax.data import DataError, load_dataset
+from specgan_jax.data.cache import load_dataset
+from specgan_jax.errors import DataError
 
 F, T = 8, 6
 
@@ -129,7 +131,7 @@ def test_corrupt_or_missing_cache_files_reparse(classes, tmp_path, monkeypatch):
     root, _ = classes
     cfg = cfg_for(root, tmp_path)
     load_dataset(cfg, progress=False)
-    npy, manifest = data._cache_paths(cfg)
+    npy, manifest = cache._cache_paths(cfg)
     with open(manifest, "w") as f:
         f.write("{not json")
     calls = count_parses(monkeypatch)
@@ -149,7 +151,7 @@ def test_failed_parse_leaves_no_partial_cache(classes, tmp_path):
     (root / "a_cls" / "bad.csv").write_text("1;2\n")
     with pytest.raises(DataError, match="delimiter"):
         load_dataset(cfg, progress=False)
-    npy, manifest = data._cache_paths(cfg)
+    npy, manifest = cache._cache_paths(cfg)
     # The old manifest is gone (invalidated before writing) and no temporary file remains.
     assert not os.path.exists(manifest)
     assert [n for n in os.listdir(os.path.dirname(npy)) if n.startswith(".tmp")] == []

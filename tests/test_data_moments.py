@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from specgan_jax.data import DataError
-from specgan_jax.moments import Moments, StdFloorWarning, compute_moments
-from specgan_jax.normalize import denormalize, normalize
+from specgan_jax.errors import DataError
+from specgan_jax.data.moments import Moments, StdFloorWarning, compute_moments
+from specgan_jax.data.normalize import denormalize, normalize
 
 # Streamed (Chan merge) vs stacked float64 np.mean/np.std: both float64, different summation
 # order; on O(1)-scaled data the difference is a few ulps of the result -> 1e-12 relative.

@@ -9,11 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from specgan_jax.config import AugmentConfig, DataConfig
-from specgan_jax.data import load_dataset
-from specgan_jax.demo_data import CLASS_NAMES, make_demo_dataset, write_csv_folders
-from specgan_jax.moments import compute_moments
-from specgan_jax.normalize import normalize
-from specgan_jax.sampler import DeviceDataset, build_dataset, make_sampler, to_device
+from specgan_jax.data.cache import load_dataset
+from specgan_jax.data.demo import CLASS_NAMES, make_demo_dataset, write_csv_folders
+from specgan_jax.data.moments import compute_moments
+from specgan_jax.data.normalize import normalize
+from specgan_jax.data.sampler import DeviceDataset, build_dataset, make_sampler, to_device
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 F, T = 8, 12
@@ -81,7 +81,7 @@ import os
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 import jax, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-from specgan_jax.sampler import DeviceDataset, to_device, make_sampler
+from specgan_jax.data.sampler import DeviceDataset, to_device, make_sampler
 from specgan_jax.config import AugmentConfig
 mesh = Mesh(np.array(jax.devices()), ("data",))
 x = np.arange(5 * 2 * 3, dtype=np.float32).reshape(5, 2, 3, 1)

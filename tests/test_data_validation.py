@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from specgan_jax.config import DataConfig
-from specgan_jax.data import DataError, load_dataset, parse_csv
+from specgan_jax.data.cache import load_dataset
+from specgan_jax.data.csv import parse_csv
+from specgan_jax.errors import DataError
 
 F, T = 8, 6  # small expected shape keeps the files tiny
 

@@ -1,4 +1,4 @@
-"""Unit tests of the JAX training step (specgan_jax.train_step): compilation, determinism,
+"""Unit tests of the JAX training step (specgan_jax.engine.step): compilation, determinism,
 WGAN clipping, non-finite reporting. Tiny models; compiled functions shared per module."""
 
 import jax
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
-from specgan_jax.train_step import Draws, create_train_state, make_train_fns
+from specgan_jax.engine.step import Draws, create_train_state, make_train_fns
 
 MC = ModelConfig(dim=4)
 B = 4

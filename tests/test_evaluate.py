@@ -18,15 +18,19 @@ import jax
 import numpy as np
 import pytest
 
-from specgan_jax import evaluate as E
-from specgan_jax import features as F
-from specgan_jax import metrics as M
-from specgan_jax import train as train_lib
-from specgan_jax.checkpoint import Checkpointer
+from specgan_jax.cli import evaluate as eval_cli
+from specgan_jax.cli import train as train_cli
+from specgan_jax.cli.generate import main as gen_main
 from specgan_jax.config import EvalConfig
-from specgan_jax.generate import main as gen_main
-from specgan_jax.metrics_log import read_metrics
-from specgan_jax.moments import Moments, compute_moments
+from specgan_jax.errors import EvaluateError
+from specgan_jax.evaluation import evaluator as E
+from specgan_jax.evaluation import features as F
+from specgan_jax.evaluation import metrics as M
+from specgan_jax.evaluation import splits as S
+from specgan_jax.run.checkpoint import Checkpointer
+from tests import helpers
+from specgan_jax.run.metrics_log import read_metrics
+from specgan_jax.data.moments import Moments, compute_moments
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -301,7 +305,7 @@ def flat_moments(n_freq=128):
 def one_class_splits(n, seed):
     rng = np.random.default_rng(seed)
     x = rng.uniform(-0.5, 0.5, (n, 128, 128)).astype(np.float32)  # never clipped by +-0.3 shifts
-    return E.RealSplits(ref=x[: n // 2], ref_labels=np.zeros(n // 2, np.int32),
+    return S.RealSplits(ref=x[: n // 2], ref_labels=np.zeros(n // 2, np.int32),
                         held=x[n // 2:], held_labels=np.zeros(n - n // 2, np.int32),
                         class_names=["all"], source="test", overlap="test")
 
@@ -350,7 +354,7 @@ def test_evaluator_shifted_and_collapsed(evaluator):
     assert c["nn_train"]["generated"] == pytest.approx(0.0, abs=1e-6)
     assert c["nn_self"]["generated"] == pytest.approx(0.0, abs=1e-6)
     assert c["std_rms"]["generated"] > 0
-    with pytest.raises(E.EvaluateError, match="shape"):
+    with pytest.raises(EvaluateError, match="shape"):
         evaluator.evaluate(held[:, :64])
 
 
@@ -372,35 +376,35 @@ def test_memorization_flags_copies_not_smooth_samples(evaluator):
 
 def test_split_is_stratified_seeded_and_capped():
     labels = np.array([0] * 7 + [1] * 4 + [2] * 1)
-    ref, held = E.split_indices(labels, seed=3, max_per_split=100)
+    ref, held = S.split_indices(labels, seed=3, max_per_split=100)
     assert len(set(ref) | set(held)) == 12 and not set(ref) & set(held)
     assert [int((labels[ref] == c).sum()) for c in range(3)] == [4, 2, 1]  # odd one to ref
     assert [int((labels[held] == c).sum()) for c in range(3)] == [3, 2, 0]
-    again = E.split_indices(labels, seed=3, max_per_split=100)
+    again = S.split_indices(labels, seed=3, max_per_split=100)
     assert all(np.array_equal(u, v) for u, v in zip(again, (ref, held)))
-    assert not np.array_equal(E.split_indices(labels, seed=4, max_per_split=100)[0], ref)
-    ref_c, held_c = E.split_indices(labels, seed=3, max_per_split=3)
+    assert not np.array_equal(S.split_indices(labels, seed=4, max_per_split=100)[0], ref)
+    ref_c, held_c = S.split_indices(labels, seed=3, max_per_split=3)
     assert len(ref_c) == 3 and len(held_c) == 3 and set(ref_c) <= set(ref)
 
 
 def test_real_demo_is_training_set_plus_new_heldout():
     """--real demo: the reference split is the demo run's training set (rebuilt from the seed
     and the sample count in moments.npz); the held-out spectrograms are new indices."""
-    from specgan_jax import demo_data
+    from specgan_jax.data import demo as demo_data
     from specgan_jax.config import Config, DataConfig
-    from specgan_jax.normalize import normalize
+    from specgan_jax.data.normalize import normalize
 
     x, labels, _ = demo_data.make_demo_dataset(2, seed=0)
     moments = compute_moments(x)
     assert moments.count == 8
-    r = E.real_from_demo(Config(), moments, EvalConfig())
+    r = S.real_from_demo(Config(), moments, EvalConfig())
     np.testing.assert_array_equal(r.ref, normalize(x, moments))
     assert list(r.held_labels) == list(labels) and len(r.held) == 8
     np.testing.assert_array_equal(r.held[1], normalize(demo_data.make_spectrogram(0, 0, 3),
                                                        moments))
     assert "never seen in training" in r.overlap
-    with pytest.raises(E.EvaluateError, match="--real demo is for runs trained on the built-in"):
-        E.real_from_demo(Config(data=DataConfig(path="/x")), moments, EvalConfig())
+    with pytest.raises(EvaluateError, match="--real demo is for runs trained on the built-in"):
+        S.real_from_demo(Config(data=DataConfig(path="/x")), moments, EvalConfig())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -414,52 +418,33 @@ def write_csvs(folder, xs):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, jax_cache):
     """Training data: one folder of 12 CSVs (one class -> random_conv features in training);
     --real data: 2 classes x 6 CSVs (classifier features in the CLI); a shared compile cache."""
     root = tmp_path_factory.mktemp("eval")
-    jax.config.update("jax_compilation_cache_dir", str(root / "jax_cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     rng = np.random.default_rng(0)
-    f = np.arange(128)[:, None]
-    spec = lambda off: -6.0 + off + 0.03 * f + rng.normal(0, 0.5, (128, 128))  # noqa: E731
-    write_csvs(root / "train", [spec(0.0) for _ in range(12)])
-    write_csvs(root / "real" / "lo", [spec(0.0) for _ in range(6)])
-    write_csvs(root / "real" / "hi", [spec(1.0) for _ in range(6)])
+    helpers.write_spectrograms(root / "train", 12, rng, name="{i:03d}.csv")
+    helpers.write_spectrograms(root / "real" / "lo", 6, rng, name="{i:03d}.csv")
+    helpers.write_spectrograms(root / "real" / "hi", 6, rng, 1.0, name="{i:03d}.csv")
     return {"root": root, "train": str(root / "train"), "real": str(root / "real"),
-            "cache": str(root / "jax_cache")}
+            "cache": str(jax_cache)}
 
 
 def tiny_args(env, workdir, steps, *extra):
-    return ["--data", env["train"], "--workdir", str(workdir), "--steps", str(steps),
-            "--model.dim", "4", "--batch-size", "4", "--loss.n_critic", "1",
-            "--train.steps_per_call", "2", "--train.log_every", "2",
-            "--train.checkpoint_every", "2", "--train.preview_every", "4",
-            "--train.n_preview", "4", "--data.cache_dir", str(env["root"] / "csv_cache"),
-            "--no-progress", *extra]
+    return helpers.tiny_args(env["train"], workdir, steps, env["root"] / "csv_cache", *extra,
+                             preview_every=4)
 
 
 @pytest.fixture(scope="module")
 def eval_run(env):
     """4 steps with an evaluation every 2 steps."""
     workdir = env["root"] / "run_eval"
-    assert train_lib.main(tiny_args(env, workdir, 4, "--train.eval_every", "2")) == 0
+    assert train_cli.main(tiny_args(env, workdir, 4, "--train.eval_every", "2")) == 0
     return workdir
 
 
 def restore(workdir, sub="checkpoints", step=None):
-    from specgan_jax import train_step
-
-    cfg = train_lib.load_run_config(str(workdir))
-    target = jax.eval_shape(lambda k: train_step.create_train_state(
-        cfg.model, cfg.loss, cfg.optim, k), jax.random.PRNGKey(0))
-    dev = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=dev), target)
-    ck = Checkpointer(os.path.join(workdir, sub), use_async=False)
-    try:
-        return ck.restore(target, step=step)
-    finally:
-        ck.close()
+    return helpers.restore_state(workdir, sub, step)
 
 
 def strip_time(rows):
@@ -489,13 +474,13 @@ def test_periodic_eval_does_not_change_training_and_resumes(env, eval_run):
     """Training without evaluation ends in bitwise the same state; a run stopped at step 2
     and resumed logs the same rows and keeps the same best checkpoint as the uninterrupted one."""
     plain = env["root"] / "run_plain"
-    assert train_lib.main(tiny_args(env, plain, 4)) == 0
+    assert train_cli.main(tiny_args(env, plain, 4)) == 0
     a, b = restore(eval_run).state, restore(plain).state
     for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         assert np.array_equal(np.asarray(u), np.asarray(v))
     resumed = env["root"] / "run_resumed"
-    assert train_lib.main(tiny_args(env, resumed, 2, "--train.eval_every", "2")) == 0
-    assert train_lib.main(tiny_args(env, resumed, 4, "--train.eval_every", "2")) == 0
+    assert train_cli.main(tiny_args(env, resumed, 2, "--train.eval_every", "2")) == 0
+    assert train_cli.main(tiny_args(env, resumed, 4, "--train.eval_every", "2")) == 0
     assert strip_time(read_metrics(str(resumed / "metrics.jsonl"))) == strip_time(
         read_metrics(str(eval_run / "metrics.jsonl")))
     assert os.listdir(resumed / "checkpoints_best_fd") == os.listdir(
@@ -514,7 +499,7 @@ def test_resume_drops_best_checkpoints_after_the_resume_step(env, eval_run):
     ck = Checkpointer(str(crashed / "checkpoints_best_fd"), keep=5, use_async=False)
     ck.save(3, restore(eval_run, step=2).state, {"eval_metric": "fd", "score": -1.0, "step": 3})
     ck.close()
-    assert train_lib.main(tiny_args(env, crashed, 4, "--train.eval_every", "2")) == 0
+    assert train_cli.main(tiny_args(env, crashed, 4, "--train.eval_every", "2")) == 0
     assert os.listdir(crashed / "checkpoints_best_fd") == os.listdir(
         eval_run / "checkpoints_best_fd")
     assert strip_time(read_metrics(str(crashed / "metrics.jsonl"))) == strip_time(
@@ -522,7 +507,7 @@ def test_resume_drops_best_checkpoints_after_the_resume_step(env, eval_run):
 
 
 def test_periodic_eval_metric_needs_classes(env, capsys):
-    rc = train_lib.main(tiny_args(env, env["root"] / "run_is", 2, "--train.eval_every", "2",
+    rc = train_cli.main(tiny_args(env, env["root"] / "run_is", 2, "--train.eval_every", "2",
                                   "--train.eval_metric", "inception_score"))
     assert rc == 1
     assert "inception_score needs data with more than one class" in capsys.readouterr().err
@@ -568,21 +553,21 @@ def test_evaluate_deterministic_and_fakes_folder(env, eval_run, tmp_path):
     """Two evaluations give identical values; the same samples as generated CSVs (--fakes)
     give the same metrics up to the CSVs' 7-digit rounding."""
     args = [str(eval_run), "--real", env["real"], *CLI_EVAL]
-    assert E.main(args + ["--out", str(tmp_path / "a")]) == 0
-    assert E.main(args + ["--out", str(tmp_path / "b")]) == 0
+    assert eval_cli.main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert eval_cli.main(args + ["--out", str(tmp_path / "b")]) == 0
     a = json.loads((tmp_path / "a" / "eval.json").read_text())
     b = json.loads((tmp_path / "b" / "eval.json").read_text())
     assert eval_values(a) == eval_values(b)
     assert a["meta"]["feature_info"]["hash"] == b["meta"]["feature_info"]["hash"]
     assert b["meta"]["feature_info"]["loaded_from_cache"]  # trained once, cached in the run
     # Another seed: another split and other samples -> other numbers.
-    assert E.main(args + ["--out", str(tmp_path / "c"), "--seed", "1"]) == 0
+    assert eval_cli.main(args + ["--out", str(tmp_path / "c"), "--seed", "1"]) == 0
     c = json.loads((tmp_path / "c" / "eval.json").read_text())
     assert c["fd"]["generated"] != a["fd"]["generated"]
     # --fakes: generate.py's samples 0..5 of seed 0 are exactly what was evaluated above.
     fakes = tmp_path / "fakes"
     assert gen_main([str(eval_run), "--n", "6", "--seed", "0", "--out", str(fakes)]) == 0
-    assert E.main(args + ["--out", str(tmp_path / "f"), "--fakes", str(fakes)]) == 0
+    assert eval_cli.main(args + ["--out", str(tmp_path / "f"), "--fakes", str(fakes)]) == 0
     f = json.loads((tmp_path / "f" / "eval.json").read_text())
     assert f["meta"]["step"] is None and f["meta"]["generated_source"] == str(fakes)
     for k in ("fd", "kid", "mean_rms", "std_rms", "nn_train", "nn_self", "inception_score"):
@@ -593,7 +578,7 @@ def test_evaluate_deterministic_and_fakes_folder(env, eval_run, tmp_path):
 
 def test_evaluate_errors_are_clear(env, eval_run, tmp_path, capsys):
     def run(*args):
-        rc = E.main([*args, *CLI_EVAL])
+        rc = eval_cli.main([*args, *CLI_EVAL])
         err = capsys.readouterr().err
         assert rc == 1 and "Traceback" not in err
         return err
@@ -611,8 +596,8 @@ def test_evaluate_errors_are_clear(env, eval_run, tmp_path, capsys):
     assert "holds 12 spectrograms" in run(str(eval_run), "--real", env["real"], "--fakes",
                                           env["train"], "--n", "50")
     with pytest.raises(SystemExit):  # option errors: argparse, exit 2
-        E.main([str(eval_run), "--real", env["real"], "--eval.ndb_alpha", "2"])
+        eval_cli.main([str(eval_run), "--real", env["real"], "--eval.ndb_alpha", "2"])
     assert "ndb_alpha must be in (0, 1)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        E.main([str(eval_run), "--real", env["real"], "--fakes", env["train"], "--step", "2"])
+        eval_cli.main([str(eval_run), "--real", env["real"], "--fakes", env["train"], "--step", "2"])
     assert "with --fakes none is used" in capsys.readouterr().err

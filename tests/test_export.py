@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from specgan_jax.export import export_main, import_main
-from specgan_jax.generate import LoadedRun, latents
-from specgan_jax.moments import compute_moments
-from specgan_jax.normalize import denormalize
+from specgan_jax.cli.export import export_main, import_main
+from specgan_jax.engine.sampling import latents
+from specgan_jax.run.run_dir import LoadedRun
+from specgan_jax.data.moments import compute_moments
+from specgan_jax.data.normalize import denormalize
 from specgan_torch_ref.models import SpecGANGenerator
 
 FORWARD_TOL = 1e-5

@@ -1,4 +1,4 @@
-"""Data parallelism over several devices and multi-host runs (issue 5, item 3; DESIGN §5).
+"""Data parallelism over several devices and multi-host runs (README, "Multi-device and multi-host").
 
 JAX fixes the device count when it starts, so every case runs in a fresh Python process with
 XLA_FLAGS=--xla_force_host_platform_device_count=N (N CPU devices), and the multi-host case
@@ -68,8 +68,8 @@ import json, sys
 import jax, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from specgan_jax.config import AugmentConfig, LossConfig, ModelConfig, OptimConfig
-from specgan_jax.sampler import DeviceDataset, make_sampler, to_device
-from specgan_jax.train_step import create_train_state, make_train_fns
+from specgan_jax.data.sampler import DeviceDataset, make_sampler, to_device
+from specgan_jax.engine.step import create_train_state, make_train_fns
 
 out = sys.argv[1]
 assert jax.device_count() == 4, jax.devices()
@@ -201,7 +201,7 @@ def test_batch_not_divisible_by_devices_is_a_clear_error(step_runs):
 TRAIN_SCRIPT = r"""
 import json, os, sys
 import jax, numpy as np
-from specgan_jax import train as train_lib
+from specgan_jax.cli import train as train_lib
 
 out, data_dir, workdir, cache = sys.argv[1:5]
 extra = sys.argv[5:]
@@ -236,17 +236,9 @@ with open(out + ".json", "w") as fh:
 
 
 @pytest.fixture(scope="module")
-def csv_data(tmp_path_factory):
-    """2 classes x 4 CSV spectrograms (rows = frequency), as tests/test_train_e2e.py."""
-    root = tmp_path_factory.mktemp("md_data")
-    rng = np.random.default_rng(0)
-    f = np.arange(128)[:, None]
-    for c, offset in (("cat", 0.0), ("dog", 2.0)):
-        (root / "data" / c).mkdir(parents=True)
-        for i in range(4):
-            x = -6.0 + offset + 0.03 * f + rng.normal(0, 0.5, (128, 128))
-            np.savetxt(root / "data" / c / f"{i}.csv", x, delimiter=",", fmt="%.6f")
-    return root
+def csv_data(tiny_data):
+    """tests/conftest.py's 2 classes x 4 CSV spectrograms: the root holding data/."""
+    return tiny_data["root"]
 
 
 def read_child(out):
@@ -258,20 +250,9 @@ def read_child(out):
 
 def restore_leaves(workdir):
     """The latest checkpoint of a run, restored in this (single-device) pytest process."""
-    from specgan_jax import train as train_lib
-    from specgan_jax import train_step
-    from specgan_jax.checkpoint import Checkpointer
+    from tests.helpers import restore_state
 
-    cfg = train_lib.load_run_config(str(workdir))
-    target = jax.eval_shape(lambda k: train_step.create_train_state(
-        cfg.model, cfg.loss, cfg.optim, k), jax.random.PRNGKey(0))
-    dev = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=dev), target)
-    ck = Checkpointer(os.path.join(workdir, "checkpoints"), use_async=False)
-    try:
-        r = ck.restore(target)
-    finally:
-        ck.close()
+    r = restore_state(workdir)
     return r.step, [np.asarray(x) for x in jax.tree_util.tree_leaves(r.state)]
 
 
@@ -372,7 +353,7 @@ def test_two_processes_on_localhost_train_like_one(csv_data, two_device_run):
 
 
 def test_distributed_flags_then_environment_then_autodetect():
-    from specgan_jax import distributed
+    from specgan_jax.training import distributed
     from specgan_jax.config import DistributedConfig
 
     env = {"JAX_COORDINATOR_ADDRESS": "10.0.0.1:99", "JAX_NUM_PROCESSES": "4",
@@ -401,7 +382,9 @@ def test_distributed_flags_then_environment_then_autodetect():
 
 def test_distributed_flags_are_launch_options_not_run_config(tmp_path, capsys):
     """--distributed.* parse into LaunchConfig; config.json and the run name ignore them."""
-    from specgan_jax import train as train_lib
+    from specgan_jax.cli import train as train_lib
+    from specgan_jax.config_json import config_json_text
+    from specgan_jax.run.run_dir import default_run_name
 
     p = train_lib.build_parser()
     base = ["--data", str(tmp_path), "--steps", "3"]
@@ -413,8 +396,8 @@ def test_distributed_flags_are_launch_options_not_run_config(tmp_path, capsys):
     assert launch.distributed.process_id == 1
     assert not train_lib.resolve_launch(a).distributed.enabled
     (ca, demo_a), (cb, demo_b) = train_lib.resolve_config(a), train_lib.resolve_config(b)
-    assert ca == cb and "distributed" not in json.loads(train_lib._config_json(cb))
-    assert train_lib.default_run_name(ca, demo_a) == train_lib.default_run_name(cb, demo_b)
+    assert ca == cb and "distributed" not in json.loads(config_json_text(cb))
+    assert default_run_name(ca, demo_a) == default_run_name(cb, demo_b)
     # Bad values are option errors (exit status 2), before anything starts.
     with pytest.raises(SystemExit) as e:
         train_lib.main(base + ["--distributed.num_processes", "2",

@@ -19,7 +19,9 @@ import jax.numpy as jnp
 import pytest
 
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
-from specgan_jax.train_step import Draws, create_train_state, make_train_fns
+from specgan_jax.engine import losses
+from specgan_jax.engine.models import Discriminator, init_models
+from specgan_jax.engine.step import Draws, create_train_state, make_train_fns
 
 
 def compiled_step_hlo(impl: str, use_batchnorm: bool, batch: int = 2, n_critic: int = 2) -> str:
@@ -60,9 +62,6 @@ def test_detector_sees_slow_path_convolutions():
 
 def test_detector_sees_per_example_kernel_gradients():
     """...and differentiating a vmap(grad) gradient penalty gives grouped convolutions."""
-    from specgan_jax import losses
-    from specgan_jax.models import Discriminator, init_models
-
     mc = ModelConfig(dim=2, conv_impl="hybrid")
     d_params = init_models(mc, jax.random.key(0))[1]["params"]
     d_apply = lambda p, x: Discriminator(mc).apply({"params": p}, x)  # noqa: E731

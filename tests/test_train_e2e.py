@@ -5,6 +5,7 @@ default) is exercised by the demo test. All runs share a persistent JAX compilat
 the identical programs of later runs (and of the subprocesses) are not compiled again.
 """
 
+import dataclasses
 import json
 import os
 import signal
@@ -16,74 +17,52 @@ import jax
 import numpy as np
 import pytest
 
-from specgan_jax import train as train_lib
-from specgan_jax.checkpoint import Checkpointer
-from specgan_jax.cli import config_from_dict
-from specgan_jax.config import Config
-from specgan_jax.generate import LoadedRun, main as gen_main
-from specgan_jax.metrics_log import read_metrics
-from specgan_jax.moments import Moments
+from specgan_jax.cli import train as train_cli
+from specgan_jax.cli.generate import main as gen_main
+from specgan_jax.config import Config, ModelConfig
+from specgan_jax.config_json import config_from_dict
+from specgan_jax.data.moments import Moments
+from specgan_jax.engine.models import resolve_impl
+from specgan_jax.errors import NonFiniteError
+from specgan_jax.run.metrics_log import read_metrics
+from specgan_jax.run.run_dir import LoadedRun, load_run_config
+from specgan_jax.training import loop as train_loop
+from tests import helpers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSV_ROUNDING = 1e-6  # relative: generate.py writes 7 significant digits (%.7g)
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """Tiny CSV dataset (2 classes x 4 files, rows = frequency) and a shared compile cache."""
-    root = tmp_path_factory.mktemp("e2e")
-    cache = root / "jax_cache"
-    jax.config.update("jax_compilation_cache_dir", str(cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    rng = np.random.default_rng(0)
-    data = root / "data"
-    f = np.arange(128)[:, None]
-    for c, offset in (("cat", 0.0), ("dog", 2.0)):
-        (data / c).mkdir(parents=True)
-        for i in range(4):
-            x = -6.0 + offset + 0.03 * f + rng.normal(0, 0.5, (128, 128))  # log-magnitude-like
-            np.savetxt(data / c / f"{i}.csv", x, delimiter=",", fmt="%.6f")
-    return {"root": root, "data": str(data), "cache": str(cache)}
+def env(tiny_data):
+    return {**tiny_data, "root": tiny_data["root"] / "e2e"}
 
 
 def tiny_args(env, workdir, steps, *extra):
-    return ["--data", str(env["data"]), "--workdir", str(workdir), "--steps", str(steps),
-            "--model.dim", "4", "--batch-size", "4", "--loss.n_critic", "1",
-            "--train.steps_per_call", "2", "--train.log_every", "2",
-            "--train.checkpoint_every", "2", "--train.preview_every", "2",
-            "--train.n_preview", "4", "--data.cache_dir", str(env["root"] / "csv_cache"),
-            "--no-progress", *extra]
+    return helpers.tiny_args(env["data"], workdir, steps, env["csv_cache"], *extra)
 
 
 @pytest.fixture(scope="module")
 def run4(env):
     """One uninterrupted 4-step run."""
     workdir = env["root"] / "run4"
-    assert train_lib.main(tiny_args(env, workdir, 4)) == 0
+    assert train_cli.main(tiny_args(env, workdir, 4)) == 0
     return workdir
 
 
 def restore_state(workdir, step=None):
-    cfg = train_lib.load_run_config(str(workdir))
-    from specgan_jax import train_step
-
-    target = jax.eval_shape(lambda k: train_step.create_train_state(
-        cfg.model, cfg.loss, cfg.optim, k), jax.random.PRNGKey(0))
-    dev = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=dev), target)
-    ck = Checkpointer(os.path.join(workdir, "checkpoints"), use_async=False)
-    try:
-        return ck.restore(target, step=step)
-    finally:
-        ck.close()
+    return helpers.restore_state(workdir, step=step)
 
 
 def test_run_directory_layout(run4):
     names = set(os.listdir(run4))
     assert {"config.json", "moments.npz", "labels.json", "checkpoints", "previews",
             "metrics.jsonl"} <= names
-    cfg = config_from_dict(Config, json.loads((run4 / "config.json").read_text()))
-    assert cfg.model.dim == 4 and cfg.train.steps == 4
+    saved = json.loads((run4 / "config.json").read_text())
+    # what conv_impl=auto resolved to on this machine (one CPU device: hybrid)
+    assert saved.pop("resolved") == {"model.conv_impl": resolve_impl(ModelConfig(dim=4))}
+    cfg = config_from_dict(Config, saved)
+    assert cfg.model.dim == 4 and cfg.train.steps == 4 and cfg.model.conv_impl == "auto"
     assert json.loads((run4 / "labels.json").read_text())["class_names"] == ["cat", "dog"]
     assert sorted(os.listdir(run4 / "checkpoints")) == ["2", "4"]
     assert {"reals.png", "fakes_000002.png", "fakes_000004.png"} <= set(
@@ -98,8 +77,8 @@ def test_run_directory_layout(run4):
 def test_resume_is_bitwise_identical(env, run4):
     """2 steps, stop, re-run the same command with --steps 4 == 4 steps uninterrupted."""
     workdir = env["root"] / "run2plus2"
-    assert train_lib.main(tiny_args(env, workdir, 2)) == 0
-    assert train_lib.main(tiny_args(env, workdir, 4)) == 0
+    assert train_cli.main(tiny_args(env, workdir, 2)) == 0
+    assert train_cli.main(tiny_args(env, workdir, 4)) == 0
     a, b = restore_state(run4).state, restore_state(workdir).state
     la, ta = jax.tree.flatten(a)
     lb, tb = jax.tree.flatten(b)
@@ -112,12 +91,12 @@ def test_resume_is_bitwise_identical(env, run4):
            for r in read_metrics(str(run4 / "metrics.jsonl"))]
     assert strip == ref
     # Finished: the same command again does nothing and succeeds.
-    assert train_lib.main(tiny_args(env, workdir, 4)) == 0
+    assert train_cli.main(tiny_args(env, workdir, 4)) == 0
     assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]
 
 
 def test_resume_with_other_config_is_refused(env, run4, capsys):
-    rc = train_lib.main(tiny_args(env, run4, 4, "--model.dim", "8"))
+    rc = train_cli.main(tiny_args(env, run4, 4, "--model.dim", "8"))
     assert rc == 1
     err = capsys.readouterr().err
     assert "different config" in err and "model.dim: 4 != 8" in err
@@ -160,8 +139,8 @@ def test_generate_time_rows_orientation(env, run4):
     run = LoadedRun(str(run4))
     z = np.zeros((1, run.config.model.latent_dim), np.float32)
     freq_rows = run.generate(z)
-    run.config = config_from_dict(Config, {**json.loads((run4 / "config.json").read_text()),
-                                           "data": {"orientation": "time_rows"}})
+    run.config = dataclasses.replace(
+        run.config, data=dataclasses.replace(run.config.data, orientation="time_rows"))
     assert np.array_equal(run.generate(z), np.swapaxes(freq_rows, 1, 2))
 
 
@@ -178,15 +157,15 @@ def test_generate_errors_are_clear(tmp_path, run4, capsys):
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(env):
     workdir = env["root"] / "nan"
     args = tiny_args(env, workdir, 6)
-    cfg, _ = train_lib.resolve_config(train_lib.build_parser().parse_args(args))
+    cfg, _ = train_cli.resolve_config(train_cli.build_parser().parse_args(args))
 
     def poison(state, metrics, step):  # test hook: the chunk ending at step 4 went NaN
         if step == 4:
             metrics = dict(metrics, g_loss=np.array([0.1, np.nan], np.float32))
         return state, metrics
 
-    with pytest.raises(train_lib.NonFiniteError, match=r"step 4: g_loss = nan") as e:
-        train_lib.train_and_evaluate(cfg, str(workdir), progress=False, step_hook=poison,
+    with pytest.raises(NonFiniteError, match=r"step 4: g_loss = nan") as e:
+        train_loop.train_and_evaluate(cfg, str(workdir), progress=False, step_hook=poison,
                                      log=lambda s: None)
     assert "last good checkpoint (step 2)" in str(e.value)
     assert sorted(os.listdir(workdir / "checkpoints")) == ["2"]
@@ -195,10 +174,10 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(env):
 
 def test_nonfinite_error_at_cli_level(env, monkeypatch, capsys):
     def boom(*a, **k):
-        raise train_lib.NonFiniteError("non-finite loss at step 7: d_loss = inf")
+        raise NonFiniteError("non-finite loss at step 7: d_loss = inf")
 
-    monkeypatch.setattr(train_lib, "train_and_evaluate", boom)
-    assert train_lib.main(tiny_args(env, env["root"] / "x", 8)) == 1
+    monkeypatch.setattr(train_cli, "train_and_evaluate", boom)
+    assert train_cli.main(tiny_args(env, env["root"] / "x", 8)) == 1
     err = capsys.readouterr().err
     assert "error: non-finite loss at step 7: d_loss = inf" in err and "Traceback" not in err
 

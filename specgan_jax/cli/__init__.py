@@ -1,0 +1,3 @@
+"""Console entry points: argparse lives here and nowhere else; each main() catches SpecganError
+once.
+"""

@@ -1,0 +1,170 @@
+"""A CSV data source as one Dataset, parsed once: a float32 .npy (memory-mapped on reload) plus
+a JSON manifest.
+
+The manifest lists every source file's path, size and mtime, the labels and the options that
+shaped the array. A reload whose file list, sizes, mtimes and options all match skips parsing
+entirely; anything else re-parses (specgan_jax.data.csv). The public entry point is
+`load_dataset(data_cfg)`; everything it returns is in the files' raw units, shaped [N, F, T].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from typing import Optional, Sequence
+
+import numpy as np
+
+from specgan_jax import atomic
+from specgan_jax.config import DataConfig
+from specgan_jax.data.csv import discover, parse_all
+from specgan_jax.errors import DataError
+
+CACHE_VERSION = 1
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Parsed spectrograms in raw units.
+
+    x: [N, F, T] float32 (np.memmap when it comes from the cache), F = frequency bins.
+    labels: [N] int32 indices into class_names. paths: the N source files, in order.
+    skipped: (path, reason) of every file left out under on_bad_file="skip".
+    """
+
+    x: np.ndarray
+    labels: np.ndarray
+    class_names: list
+    paths: list
+    skipped: list
+    from_cache: bool = False
+
+
+def _default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "specgan_jax")
+
+
+def _options(data_cfg: DataConfig) -> dict:
+    """The options that shape the cached array; a change invalidates the cache."""
+    return {"version": CACHE_VERSION, "orientation": data_cfg.orientation,
+            "shape": [data_cfg.n_freq, data_cfg.n_time], "shape_policy": data_cfg.shape_policy,
+            "on_bad_file": data_cfg.on_bad_file, "dtype": "float32"}
+
+
+def _cache_paths(data_cfg: DataConfig) -> tuple[str, str]:
+    src = os.path.abspath(data_cfg.file_list or data_cfg.path)
+    key = hashlib.sha1(json.dumps([src, _options(data_cfg)]).encode()).hexdigest()[:16]
+    folder = os.path.join(data_cfg.cache_dir or _default_cache_dir(), key)
+    return os.path.join(folder, "data.npy"), os.path.join(folder, "manifest.json")
+
+
+def _stat(paths: Sequence[str]) -> list[list]:
+    out = []
+    for p in paths:
+        st = os.stat(p)
+        out.append([p, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _try_cache(npy_path: str, manifest_path: str, files: list, labels: list,
+               class_names: list, data_cfg: DataConfig) -> Optional[Dataset]:
+    """The cached Dataset if its manifest matches the current files and options, else None."""
+    try:
+        with open(manifest_path, encoding="utf-8") as f:
+            m = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if (m.get("options") != _options(data_cfg) or m.get("files") != files
+            or m.get("labels_all") != labels or m.get("class_names") != class_names):
+        return None
+    try:
+        x = np.load(npy_path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if x.shape != (len(m["paths"]), data_cfg.n_freq, data_cfg.n_time):
+        return None
+    return Dataset(x=x, labels=np.asarray(m["labels"], np.int32), class_names=class_names,
+                   paths=list(m["paths"]), skipped=[tuple(s) for s in m["skipped"]],
+                   from_cache=True)
+
+
+def load_dataset(data_cfg: DataConfig, progress: bool = True) -> Dataset:
+    """Discover, validate and parse a CSV data source (or reuse its cache) -> Dataset.
+
+    Raises DataError for a missing/empty source, and for the first malformed file when
+    data_cfg.on_bad_file == "error". With "skip", malformed files are left out and listed in
+    Dataset.skipped as (path, reason); if every file is bad, DataError.
+    """
+    paths, labels, class_names = discover(data_cfg)
+    files = _stat(paths)
+    if data_cfg.use_cache:
+        npy_path, manifest_path = _cache_paths(data_cfg)
+        os.makedirs(os.path.dirname(npy_path), exist_ok=True)
+        hit = _try_cache(npy_path, manifest_path, files, labels, class_names, data_cfg)
+        if hit is not None:
+            return hit
+        # Invalidate first: a crash between replacing the .npy and the manifest must never
+        # leave an old manifest describing a new array.
+        _remove(manifest_path)
+        work_dir = os.path.dirname(npy_path)
+    else:
+        tmp_holder = tempfile.TemporaryDirectory(prefix="specgan_parse_")
+        work_dir = tmp_holder.name
+
+    n, f_, t_ = len(paths), data_cfg.n_freq, data_cfg.n_time
+    fd, tmp_npy = tempfile.mkstemp(dir=work_dir, prefix=".tmp_", suffix=".npy")
+    os.close(fd)
+    try:
+        np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.float32, shape=(n, f_, t_)).flush()
+        bad = parse_all(tmp_npy, paths, data_cfg, progress)
+        bad_rows = {row for row, _, _ in bad}
+        skipped = [(p, reason) for _, p, reason in sorted(bad)]
+        keep = [i for i in range(n) if i not in bad_rows]
+        if not keep:
+            raise DataError(data_cfg.file_list or data_cfg.path,
+                            f"all {n} files are malformed; first: {skipped[0][1]}")
+        if bad_rows:
+            tmp_npy = _compact(tmp_npy, keep, work_dir)
+        kept_paths = [paths[i] for i in keep]
+        kept_labels = [labels[i] for i in keep]
+        if data_cfg.use_cache:
+            os.replace(tmp_npy, npy_path)
+            manifest = {"options": _options(data_cfg), "files": files, "labels_all": labels,
+                        "class_names": class_names, "paths": kept_paths,
+                        "labels": kept_labels, "skipped": skipped}
+            atomic.write_text(manifest_path, json.dumps(manifest), fsync=True)
+            x = np.load(npy_path, mmap_mode="r")
+        else:
+            x = np.load(tmp_npy)  # into memory; the temporary folder goes away
+    finally:
+        _remove(tmp_npy)
+        if not data_cfg.use_cache:
+            tmp_holder.cleanup()
+    return Dataset(x=x, labels=np.asarray(kept_labels, np.int32), class_names=class_names,
+                   paths=kept_paths, skipped=skipped, from_cache=False)
+
+
+def _compact(src_npy: str, keep: list[int], work_dir: str) -> str:
+    """Copy the kept rows of src_npy into a new .npy, streaming, and delete src_npy."""
+    src = np.load(src_npy, mmap_mode="r")
+    fd, dst_path = tempfile.mkstemp(dir=work_dir, prefix=".tmp_", suffix=".npy")
+    os.close(fd)
+    dst = np.lib.format.open_memmap(dst_path, mode="w+", dtype=np.float32,
+                                    shape=(len(keep),) + src.shape[1:])
+    for s in range(0, len(keep), 256):
+        dst[s:s + 256] = src[keep[s:s + 256]]
+    dst.flush()
+    del dst, src
+    _remove(src_npy)
+    return dst_path

@@ -1,0 +1,107 @@
+"""Device-resident dataset and the real-batch sampler used inside the jitted training step.
+
+The whole normalised dataset is one device array (sharded over the devices' `data` axis; README,
+"Multi-device and multi-host"): batches are drawn with
+jax.random inside jit and augmented there, so no step copies data host -> device.
+
+Sampling is with replacement (independent uniform indices per critic update): it needs no
+epoch bookkeeping inside jit, and over a 200k-step run every example is seen ~equally often.
+(The original's tf.data pipeline shuffled epochs; the difference is immaterial at this scale.)
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from specgan_jax.data.augment import augment_batch
+from specgan_jax.config import AugmentConfig
+from specgan_jax.data.moments import Moments
+from specgan_jax.data.normalize import normalize
+
+
+@flax.struct.dataclass
+class DeviceDataset:
+    """x: [N_pad, F, T, 1] normalised spectrograms (float32 or bfloat16 storage);
+    labels: [N_pad] int32; n: the number of real examples (static; rows >= n are padding
+    added so N_pad divides the device count, and are never sampled)."""
+
+    x: jax.Array
+    labels: jax.Array
+    n: int = flax.struct.field(pytree_node=False)
+
+
+def build_dataset(x_raw: np.ndarray, labels: np.ndarray, moments: Moments,
+                  storage_dtype: str = "float32", chunk: int = 256) -> DeviceDataset:
+    """Raw [N, F, T] (np.memmap fine; normalised chunk by chunk) + labels -> host-side
+    DeviceDataset ([N, F, T, 1] normalised, in storage_dtype). Put it on devices with
+    `to_device`."""
+    n, f, t = x_raw.shape
+    dtype = jnp.bfloat16 if storage_dtype == "bfloat16" else np.float32
+    out = np.empty((n, f, t, 1), dtype)
+    for s in range(0, n, chunk):
+        out[s:s + chunk, ..., 0] = normalize(np.asarray(x_raw[s:s + chunk]), moments)
+    return DeviceDataset(x=out, labels=np.asarray(labels, np.int32), n=n)
+
+
+def to_device(dataset: DeviceDataset, sharding: Optional[jax.sharding.Sharding] = None
+              ) -> DeviceDataset:
+    """Put a DeviceDataset on the default device, or on `sharding`'s devices split along
+    axis 0 (e.g. NamedSharding(mesh, P('data'))). N is padded (repeating leading rows) up to
+    a multiple of the shard count; `n` keeps the true size so padding is never sampled."""
+    x, labels, n = np.asarray(dataset.x), np.asarray(dataset.labels), dataset.n
+    if sharding is None:
+        return DeviceDataset(x=jax.device_put(x), labels=jax.device_put(labels), n=n)
+    n_shards = _shards_along_axis0(sharding)
+    pad = (-x.shape[0]) % n_shards
+    if pad:
+        idx = np.arange(x.shape[0] + pad) % x.shape[0]
+        x, labels = x[idx], labels[idx]
+    label_sharding = sharding
+    if isinstance(sharding, jax.sharding.NamedSharding):  # labels are 1-D: keep axis 0's spec
+        label_sharding = jax.sharding.NamedSharding(
+            sharding.mesh, jax.sharding.PartitionSpec(sharding.spec[0] if sharding.spec else None))
+    return DeviceDataset(x=_put(x, sharding), labels=_put(labels, label_sharding), n=n)
+
+
+def _put(a: np.ndarray, sharding: jax.sharding.Sharding) -> jax.Array:
+    """device_put, but across processes (multi-host) each process copies only the slices its
+    own devices hold, from its full host copy (device_put would first all-gather the whole
+    array to check it is equal on every process)."""
+    if sharding.is_fully_addressable:
+        return jax.device_put(a, sharding)
+    return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
+
+
+def _shards_along_axis0(sharding: jax.sharding.Sharding) -> int:
+    """How many pieces `sharding` cuts axis 0 into."""
+    if isinstance(sharding, jax.sharding.NamedSharding):
+        names = sharding.spec[0] if sharding.spec else None
+        if names is None:
+            return 1
+        names = names if isinstance(names, tuple) else (names,)
+        return int(np.prod([sharding.mesh.shape[a] for a in names]))
+    return len(sharding.device_set)
+
+
+def make_sampler(augment_cfg: AugmentConfig, with_labels: bool = False) -> Callable:
+    """-> sampler(data: DeviceDataset, key, n_critic, batch_size) -> real batches
+    [n_critic, B, F, T, 1] float32 in normalised units (and labels [n_critic, B] int32 when
+    with_labels). n_critic and batch_size must be static under jit. Each of the n_critic
+    batches is a fresh draw (the original draws a new real batch per critic update;
+    README, "The seed's bugs, fixed", item 4), each example augmented independently."""
+
+    def sampler(data: DeviceDataset, key: jax.Array, n_critic: int, batch_size: int):
+        k_idx, k_aug = jax.random.split(key)
+        idx = jax.random.randint(k_idx, (n_critic, batch_size), 0, data.n)  # [K, B]
+        x = data.x[idx].astype(jnp.float32)  # [K, B, F, T, 1]
+        k, b, f, t, _ = x.shape
+        x = augment_batch(x.reshape(k * b, f, t), k_aug, augment_cfg)  # [K*B, F, T]
+        x = x.reshape(k, b, f, t, 1)
+        return (x, data.labels[idx]) if with_labels else x
+
+    return sampler

@@ -1,0 +1,3 @@
+"""Pure JAX, no file I/O: layers, models, losses, the training step, sampling, weight
+conversion (the parity surface).
+"""

@@ -1,0 +1,114 @@
+"""Evaluation during training (train.eval_every): the metrics of specgan_jax.evaluation at fixed
+latents, and the best checkpoint by train.eval_metric.
+
+Given a generate function (the jitted G), never the training loop: training calls it between
+chunks and writes the returned row to metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+import numpy as np
+
+from specgan_jax.config import EvalConfig
+from specgan_jax.engine.sampling import generate_batched, latents
+from specgan_jax.errors import ConfigError, RunDirError
+from specgan_jax.evaluation.evaluator import LOWER_IS_BETTER, Evaluator
+from specgan_jax.evaluation.splits import real_from_arrays
+from specgan_jax.run.checkpoint import Checkpointer
+from specgan_jax.run.run_dir import best_checkpoints
+
+GEN_BATCH = 64  # generator batch of the periodic evaluation (the last one padded)
+
+class PeriodicEval:
+    """Evaluation every train.eval_every steps inside train_and_evaluate, and the best
+    checkpoint by train.eval_metric in <workdir>/checkpoints_best_<metric>/ (keep 1).
+
+    The real side is the training data, split into reference / held-out halves with
+    train.seed; generated samples use fixed latents (samples 0..n-1 of latent seed
+    train.seed, as scripts/generate.py --seed), so the curve over steps is not sampling noise.
+    No PRNG key or state of training is touched: a run trains identically with or without it.
+
+    The best checkpoint's `meta` holds {"eval_metric", "score"}; a resumed run reads both back
+    and checks the metric. Checkpoints of steps after the one the run resumes from belong to the abandoned part
+    of the old trajectory (metrics.jsonl is truncated there too) and are removed, so a resumed
+    run keeps the same best checkpoint as an uninterrupted one.
+    """
+
+    def __init__(self, config, dataset, moments, workdir: str, gen_fn, resumed_step: int = 0,
+                 log: Callable[[str], None] = print):
+        tc = config.train
+        self.metric, self.log, self.gen_fn = tc.eval_metric, log, gen_fn
+        self.cfg = EvalConfig(seed=tc.seed, n=tc.eval_n)
+        splits = real_from_arrays(dataset.x, dataset.labels, dataset.class_names, moments,
+                                  self.cfg, source="training data",
+                                  overlap="both splits are the run's training data")
+        if self.metric == "inception_score" and len(splits.class_names) < 2:
+            raise ConfigError("train.eval_metric inception_score needs data with more than "
+                              "one class; choose fd, kid, ndb, mean_rms or std_rms")
+        t0 = time.monotonic()
+        self.evaluator = Evaluator(splits, self.cfg, moments,
+                                   cache_dir=os.path.join(workdir, "eval"), log=log)
+        meta = self.evaluator.meta()
+        log(f"eval: every {tc.eval_every} steps, {meta['feature_space']} features"
+            + (f" (held-out accuracy {meta['classifier_accuracy']:.3f})"
+               if "classifier_accuracy" in meta else "")
+            + f", best checkpoint by {self.metric}; set up in {time.monotonic() - t0:.1f} s")
+        if "classifier_warning" in meta:
+            log("eval: " + meta["classifier_warning"])
+        n = tc.eval_n or len(splits.held)
+        self.z = np.asarray(latents(tc.seed, np.arange(n), config.model.latent_dim,
+                                    config.loss.latent_dist))
+        self.batch = min(n, GEN_BATCH)
+        # keep=1: saves happen only on improvement, so the newest step is the best one. Saved
+        # synchronously: the state is donated to the next training chunk right after.
+        self.best = Checkpointer(os.path.join(workdir, best_checkpoints(self.metric)),
+                                 keep=1, every_steps=1 << 62, use_async=False)
+        self.best_score, self.best_step = None, None
+        scored = []
+        for s in self.best.all_steps():
+            if s > resumed_step:
+                self.best.delete(s)
+                continue
+            m = self.best.read_meta(s)
+            if m.get("eval_metric") != self.metric:
+                raise RunDirError(f"{self.best.directory}/{s} holds a best checkpoint by "
+                                  f"{m.get('eval_metric')!r}, not {self.metric!r}")
+            scored.append((m["score"], s))
+        if scored:
+            # The best score; among equal ones the earliest step, which is the one an
+            # uninterrupted run keeps (only a strictly better score replaces the best).
+            sign = 1.0 if LOWER_IS_BETTER[self.metric] else -1.0
+            self.best_score, self.best_step = min(scored, key=lambda t: (sign * t[0], t[1]))
+            for _, s in scored:  # a crash between orbax's save and its cleanup left two
+                if s != self.best_step:
+                    self.best.delete(s)
+
+    def __call__(self, state, step: int) -> dict:
+        """Evaluate the generator of `state` at `step`, keep it if best -> metrics row."""
+        t0 = time.monotonic()
+        ev = self.evaluator.evaluate(generate_batched(
+            self.gen_fn, state.g_params, state.g_batch_stats, self.z, self.batch))
+        score = float(ev.metrics[self.metric]["generated"])
+        lower = LOWER_IS_BETTER[self.metric]
+        if self.best_score is None or (score < self.best_score if lower
+                                       else score > self.best_score):
+            self.best.save(step, state, {"eval_metric": self.metric, "score": score})
+            self.best_score, self.best_step = score, int(step)
+        row = ev.scalars()
+        row[f"eval/best_{self.metric}"] = self.best_score
+        row["eval/best_step"] = self.best_step
+        m = ev.metrics
+        self.log(f"eval step {step}: fd {m['fd']['generated']:.4g} (real "
+                 f"{m['fd']['real_baseline']:.4g}) | kid {m['kid']['generated']:.4g} (real "
+                 f"{m['kid']['real_baseline']:.4g}) | ndb {m['ndb']['generated']}/"
+                 f"{m['ndb']['k']} (real {m['ndb']['real_baseline']}) | best {self.metric} "
+                 f"{self.best_score:.4g} at step {self.best_step} "
+                 f"({time.monotonic() - t0:.1f} s)")
+        return row
+
+    def close(self) -> None:
+        self.best.close()

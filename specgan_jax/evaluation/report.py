@@ -1,0 +1,233 @@
+"""The outputs of `specgan-evaluate`: eval.json, eval_report.png and the console table.
+
+`evaluate_run` loads a run directory (specgan_jax.run.run_dir), generates with its checkpoint
+(or reads a folder of generated CSVs), evaluates against real data and writes both files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import textwrap
+import time
+from typing import Callable, Optional
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from specgan_jax import atomic
+from specgan_jax.config import EvalConfig
+from specgan_jax.data.normalize import denormalize
+from specgan_jax.engine.sampling import latents
+from specgan_jax.evaluation.evaluator import (COMPARISONS, MEMORIZATION_QUANTILE, Evaluation,
+                                              Evaluator)
+from specgan_jax.evaluation.splits import (RealSplits, fakes_from_folder, real_from_demo,
+                                           real_from_folder)
+from specgan_jax.run import preview
+from specgan_jax.run.run_dir import LoadedRun, load_basics
+
+REPORT_SAMPLES = 16  # spectrograms per grid in the report PNG
+
+
+def _print(s: str) -> None:
+    print(s, flush=True)
+
+REPORT_SAMPLES = 16  # spectrograms per grid in the report PNG
+
+
+def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, moments,
+                title: str, notes: tuple = ()) -> str:
+    """One PNG: real vs generated grids (data units), per-frequency mean/std curves, NN
+    distance and memorisation-ratio histograms, NDB bin proportions, class distribution, and
+    the metric table followed by `notes` (one line each)."""
+    a = ev.arrays
+    n = min(REPORT_SAMPLES, len(real.held), len(gen))
+    held_idx = preview.round_robin(real.held_labels, n)  # every class shown, not the first one only
+    reals = denormalize(real.held[held_idx], moments)  # [n, F, T] input units
+    fakes = denormalize(gen[:n], moments)
+    vmin, vmax = preview.color_range(reals)
+    fig = Figure(figsize=(14, 22), dpi=80)
+    FigureCanvasAgg(fig)
+    outer = fig.add_gridspec(5, 2, height_ratios=[1.4, 1, 1, 1, 0.8], hspace=0.38, wspace=0.2,
+                             left=0.06, right=0.965, top=0.955, bottom=0.02)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    im = None
+    for side, (imgs, name) in enumerate(((reals, "real (held-out)"), (fakes, "generated"))):
+        sub = outer[0, side].subgridspec(rows, cols, wspace=0.04, hspace=0.04)
+        for i in range(rows * cols):
+            ax = fig.add_subplot(sub[i // cols, i % cols])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i < n:
+                im = ax.imshow(imgs[i], origin="lower", aspect="auto", cmap="magma", vmin=vmin,
+                               vmax=vmax, interpolation="nearest")
+            else:
+                ax.axis("off")
+            if i == 0:
+                ax.set_title(f"{name}: {n} of {len(real.held) if side == 0 else len(gen)} "
+                             "(frequency up, time right)", fontsize=10, loc="left")
+    if im is not None:
+        cax = fig.add_axes([0.972, 0.8, 0.008, 0.13])
+        cb = fig.colorbar(im, cax=cax)
+        cb.ax.tick_params(labelsize=7)
+        cb.set_label("input units", fontsize=7)
+
+    f = np.arange(len(a["gen_mean"]))
+    unit = "log units" if moments.log_transform else "input units"
+    for side, stat in enumerate(("mean", "std")):
+        ax = fig.add_subplot(outer[1, side])
+        ax.plot(f, a[f"ref_{stat}"], color="0.6", lw=1, label="real reference")
+        ax.plot(f, a[f"held_{stat}"], color="k", lw=1.3, label="real held-out")
+        ax.plot(f, a[f"gen_{stat}"], color="tab:red", lw=1.3, label="generated")
+        v = ev.metrics[f"{stat}_rms"]
+        ax.set_title(f"per-frequency {stat} ({unit}); RMS error vs held-out: generated "
+                     f"{v['generated']:.3g}, real reference {v['real_baseline']:.3g}", fontsize=9)
+        ax.set_xlabel("frequency bin (CSV row)", fontsize=8)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=7)
+
+    ax = fig.add_subplot(outer[2, 0])
+    hi = max(a["gen_nn"].max(), a["held_nn"].max(), a["gen_self"].max(), a["held_self"].max())
+    bins = np.linspace(0, hi * 1.05, 40)
+    ax.hist(a["held_nn"], bins, alpha=0.5, color="k", label="held-out → reference")
+    ax.hist(a["gen_nn"], bins, alpha=0.5, color="tab:red", label="generated → reference")
+    ax.hist(a["held_self"], bins, histtype="step", color="k", ls="--",
+            label="held-out → other held-out (self)")
+    ax.hist(a["gen_self"], bins, histtype="step", color="tab:red", ls="--",
+            label="generated → other generated (self)")
+    ax.set_title("nearest-neighbour RMS distance (normalised units)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.tick_params(labelsize=7)
+
+    ax = fig.add_subplot(outer[2, 1])
+    finite = np.concatenate([a["gen_ratio"], a["held_ratio"]])
+    finite = finite[np.isfinite(finite)]
+    rb = np.linspace(0, max(2.0, float(finite.max()) * 1.05 if len(finite) else 2.0), 40)
+    ax.hist(np.minimum(a["held_ratio"], rb[-1]), rb, alpha=0.5, color="k", label="held-out")
+    ax.hist(np.minimum(a["gen_ratio"], rb[-1]), rb, alpha=0.5, color="tab:red",
+            label="generated")
+    mem = ev.metrics["memorization"]
+    ax.axvline(mem["ratio_threshold"], color="tab:blue", lw=1,
+               label=f"threshold ({MEMORIZATION_QUANTILE:g}th percentile of held-out)")
+    ax.set_title(f"memorisation: d(x, nearest reference) / d(x, nearest held-out)\nbelow the "
+                 f"threshold: generated {mem['generated']:.1%}, held-out "
+                 f"{mem['real_baseline']:.1%}", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.tick_params(labelsize=7)
+
+    ax = fig.add_subplot(outer[3, 0])
+    k = len(a["ndb_ref"])
+    x = np.arange(k)
+    ax.bar(x - 0.27, a["ndb_ref"], 0.27, color="0.6", label="reference")
+    ax.bar(x, a["ndb_held"], 0.27, color="k", label="held-out")
+    ax.bar(x + 0.27, a["ndb_gen"], 0.27, color="tab:red", label="generated")
+    for j in np.flatnonzero(a["ndb_different"]):
+        ax.text(j + 0.27, a["ndb_gen"][j], "*", ha="center", va="bottom", color="tab:red")
+    nd = ev.metrics["ndb"]
+    ax.set_title(f"NDB bins (k-means of the reference split): {nd['generated']}/{k} differ "
+                 f"(*), real baseline {nd['real_baseline']}/{k}", fontsize=9)
+    ax.set_xlabel("bin", fontsize=8)
+    if k <= 30:
+        ax.set_xticks(x)
+    ax.legend(fontsize=7)
+    ax.tick_params(labelsize=7)
+
+    ax = fig.add_subplot(outer[3, 1])
+    if "class_names" in a:
+        c = len(a["class_names"])
+        x = np.arange(c)
+        ax.bar(x - 0.27, a["true_held"], 0.27, color="0.6", label="held-out labels")
+        ax.bar(x, a["pred_held"], 0.27, color="k", label="held-out, predicted")
+        ax.bar(x + 0.27, a["pred_gen"], 0.27, color="tab:red", label="generated, predicted")
+        ax.set_xticks(x, a["class_names"], fontsize=7, rotation=30 if c > 6 else 0)
+        ax.set_title("class distribution (classifier)", fontsize=9)
+        ax.legend(fontsize=7)
+    else:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no classes: random convolutional features\n(no class distribution)",
+                ha="center", va="center", fontsize=9)
+    ax.tick_params(labelsize=7)
+
+    ax = fig.add_subplot(outer[4, :])
+    ax.axis("off")
+    lines = [f"{'metric':<16}{'generated':>12}{'real baseline':>15}"]
+    for key, v in ev.metrics.items():
+        lines.append(f"{key:<16}{_fmt(v['generated']):>12}{_fmt(v['real_baseline']):>15}")
+    ax.text(0.0, 1.0, "\n".join(lines), family="monospace", fontsize=9, va="top")
+    ax.text(0.36, 1.0, "\n".join(textwrap.fill(t, 95) for t in notes), fontsize=8, va="top")
+    fig.suptitle(title, fontsize=11)
+    return atomic.save_figure(fig, path)
+
+
+def _fmt(v) -> str:
+    return f"{v:d}" if isinstance(v, (int, np.integer)) else f"{v:.4g}"
+
+
+def evaluate_run(run_dir: str, real: str, cfg: EvalConfig, *, out: Optional[str] = None,
+                 step: Optional[int] = None, fakes: Optional[str] = None,
+                 checkpoint_dir: str = "checkpoints", progress: bool = False,
+                 log: Callable[[str], None] = _print) -> dict:
+    """Evaluate a run's generator (or a folder of its generated CSVs) against real data.
+
+    Writes <out>/eval.json and <out>/eval_report.png (out default: <run_dir>/eval) and returns
+    the eval.json content. Raises a SpecganError (specgan_jax.errors) on bad input.
+    """
+    t0 = time.monotonic()
+    config, moments = load_basics(run_dir)
+    run = None
+    if fakes is None:  # fail on a missing checkpoint before the slow real-data work
+        run = LoadedRun(run_dir, step=step, checkpoint_dir=checkpoint_dir)
+    if real == "demo":
+        splits = real_from_demo(config, moments, cfg)
+    else:
+        splits = real_from_folder(config, moments, real, cfg, progress)
+    log(f"real: {len(splits.ref)} reference + {len(splits.held)} held-out spectrograms, "
+        f"{len(splits.class_names)} class(es) from {splits.source}")
+    n = cfg.n or len(splits.held)
+    if fakes is not None:
+        gen = fakes_from_folder(config, moments, fakes, cfg.n)
+        gen_source, gen_step = os.path.abspath(fakes), None
+    else:
+        z = latents(cfg.seed, np.arange(n), config.model.latent_dim, config.loss.latent_dist)
+        gen = run.generate_normalized(z)
+        gen_source = (f"{os.path.join(os.path.abspath(run_dir), checkpoint_dir)} step "
+                      f"{run.step}, latents of seed {cfg.seed}, samples 0..{n - 1}")
+        gen_step = int(run.step)
+    log(f"generated: {len(gen)} spectrograms from {gen_source}")
+    evaluator = Evaluator(splits, cfg, moments, cache_dir=os.path.join(run_dir, "eval"), log=log)
+    ev = evaluator.evaluate(gen)
+    meta = evaluator.meta() | {
+        "n_generated": int(len(gen)), "generated_source": gen_source, "step": gen_step,
+        "run_dir": os.path.abspath(run_dir), "comparisons": {k: COMPARISONS[k] for k in ev.metrics},
+        "eval_config": dataclasses.asdict(cfg),
+        "time_s": round(time.monotonic() - t0, 1)}
+    if len(gen) != len(splits.held):
+        meta["size_note"] = (f"{len(gen)} generated vs {len(splits.held)} held-out: the "
+                             "Fréchet distance's small-sample bias differs from the baseline's")
+    result = {**ev.metrics, "meta": meta}
+    out = out or os.path.join(run_dir, "eval")
+    json_path = os.path.join(out, "eval.json")
+    atomic.write_text(json_path, json.dumps(result, indent=2) + "\n")
+    title = (f"{os.path.basename(os.path.abspath(run_dir))}: "
+             + (f"step {gen_step}" if gen_step is not None else f"fakes {fakes}")
+             + f" | features: {evaluator.space.kind}")
+    notes = [f"features: {meta['feature_space']}" + (
+                 f" (classifier held-out accuracy {meta['classifier_accuracy']:.3f})"
+                 if "classifier_accuracy" in meta else ""),
+             f"real: {splits.source}", f"relation to training: {splits.overlap}",
+             f"generated: {gen_source}"]
+    notes += [meta[k] for k in ("classifier_warning", "size_note") if k in meta]
+    save_report(os.path.join(out, "eval_report.png"), ev, splits, gen, moments, title, notes)
+    return result
+
+
+def summary_table(result: dict) -> str:
+    lines = [f"{'metric':<16}{'generated':>14}{'real baseline':>16}"]
+    for key, v in result.items():
+        if key != "meta":
+            lines.append(f"{key:<16}{_fmt(v['generated']):>14}{_fmt(v['real_baseline']):>16}")
+    return "\n".join(lines)

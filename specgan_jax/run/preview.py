@@ -1,0 +1,83 @@
+"""Preview grids: PNG pictures of spectrograms in the data's own units.
+
+Frequency runs up the vertical axis with the lowest bin at the bottom (imshow origin='lower';
+CSV row 0 = lowest frequency, README "Your data"), time runs left to right, a perceptual colormap
+(magma) and one shared colour scale with a colorbar in the input's units, so grids from
+different steps and the grid of real examples can be compared by eye.
+
+Uses matplotlib's object API with the Agg canvas directly (no pyplot, no global backend).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from specgan_jax import atomic
+
+
+def color_range(x: np.ndarray, lo: float = 1.0, hi: float = 99.0) -> tuple[float, float]:
+    """A robust shared colour scale: the [lo, hi] percentiles of `x` (any shape)."""
+    vmin, vmax = np.percentile(np.asarray(x, np.float64), [lo, hi])
+    if not vmax > vmin:  # constant input: widen so imshow has a non-empty range
+        vmin, vmax = vmin - 0.5, vmax + 0.5
+    return float(vmin), float(vmax)
+
+
+def save_grid(path: str, images: np.ndarray, *, title: str, vmin: float, vmax: float,
+              labels: list[str] | None = None, cbar_label: str = "value (input units)",
+              cols: int | None = None) -> str:
+    """Write `images` [N, F, T] (F = frequency = CSV rows) as one PNG grid, atomically.
+
+    labels: optional per-panel captions (e.g. class names). Returns `path`.
+    """
+    images = np.asarray(images, np.float32)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]  # [N, F, T, 1] -> [N, F, T]
+    if images.ndim != 3:
+        raise ValueError(f"save_grid expects [N, F, T] images; got shape {images.shape}")
+    n = images.shape[0]
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(1.9 * cols + 1.2, 1.9 * rows + 0.6), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    im = None
+    for i, ax in enumerate(axes.ravel()):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.axis("off")
+            continue
+        im = ax.imshow(images[i], origin="lower", aspect="auto", cmap="magma",
+                       vmin=vmin, vmax=vmax, interpolation="nearest")
+        if labels is not None:
+            ax.set_title(labels[i], fontsize=7)
+    # Axis meaning on the bottom-left panel only (the grid is uniform).
+    axes[-1, 0].set_xlabel("time →", fontsize=7)
+    axes[-1, 0].set_ylabel("frequency →", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.subplots_adjust(left=0.04, right=0.86, bottom=0.05, top=0.92, wspace=0.06, hspace=0.12)
+    cax = fig.add_axes([0.89, 0.1, 0.025, 0.78])
+    cb = fig.colorbar(im, cax=cax)
+    cb.set_label(cbar_label, fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+    return atomic.save_figure(fig, path)
+
+
+def fakes_name(step: int) -> str:
+    """Predictable artefact name of the preview at `step` (stylegan2-ada style)."""
+    return f"fakes_{step:06d}.png"
+
+
+def round_robin(labels: np.ndarray, n: int) -> np.ndarray:
+    """n indices taking one sample of each class in turn (class order, then index order), so
+    that a grid shows every class, not the first one only."""
+    labels = np.asarray(labels)
+    rank = np.empty(len(labels), np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rank[idx] = np.arange(len(idx))
+    return np.lexsort((labels, rank))[:n]

@@ -1,0 +1,178 @@
+"""A run directory: the names of its artefacts, its config.json, and its trained generator.
+
+    config.json     the resolved Config (what `--config` reads back), plus "resolved": what
+                    options such as model.conv_impl=auto resolved to
+    moments.npz     per-frequency moments; with config.json and a checkpoint, rebuilds G
+    labels.json     class names by label index (when the data has classes)
+    checkpoints/    orbax CheckpointManager steps (specgan_jax.run.checkpoint)
+    previews/       reals.png once, fakes_NNNNNN.png every train.preview_every steps and at the end
+    metrics.jsonl   one row every train.log_every steps (and "eval/*" rows every train.eval_every)
+    checkpoints_best_<metric>/  the best checkpoint by train.eval_metric (when eval_every > 0)
+    tensorboard/    event files, only when a TensorBoard writer is importable
+
+docs/run-directory.md describes each file and what a resume requires of it.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+from typing import Optional
+
+import jax
+import numpy as np
+
+from specgan_jax import atomic
+from specgan_jax.config import Config, TrainConfig
+from specgan_jax.config_json import (config_from_dict, config_json_text, config_to_dict, diff,
+                                     load_config_json)
+from specgan_jax.data.moments import Moments
+from specgan_jax.data.normalize import denormalize
+from specgan_jax.engine.sampling import generate_batched, make_generate_fn
+from specgan_jax.engine.step import create_train_state
+from specgan_jax.errors import RunDirError, RunWriteError
+from specgan_jax.run.checkpoint import Checkpointer
+
+CONFIG = "config.json"
+MOMENTS = "moments.npz"
+LABELS = "labels.json"
+CHECKPOINTS = "checkpoints"
+PREVIEWS = "previews"
+
+
+def best_checkpoints(metric: str) -> str:
+    """The folder of the best checkpoint by `metric` (kept by periodic evaluation)."""
+    return f"checkpoints_best_{metric}"
+
+
+def load_run_config(workdir: str) -> Config:
+    """The Config saved in a run directory (ConfigError naming the file if bad)."""
+    path = os.path.join(workdir, CONFIG)
+    return config_from_dict(Config, load_config_json(path), source=path)
+
+
+def check_or_write_config(config: Config, workdir: str, resolved: dict,
+                          write: bool = True) -> bool:
+    """Write config.json for a new run; for an existing one require equal non-run-control
+    fields, then rewrite it (run-control fields may have changed, and `resolved` says what
+    this invocation computes with). Returns True if config.json existed (a resume).
+    write=False (the processes other than 0 of a multi-host run): check only."""
+    path = os.path.join(workdir, CONFIG)
+    existed = os.path.exists(path)
+    if existed:
+        saved = config_to_dict(load_run_config(workdir))
+        differences = diff(saved, config_to_dict(config),
+                           ignore={"train": TrainConfig.RUN_CONTROL})
+        if differences:
+            raise RunDirError(
+                f"{workdir} holds a run with a different config; resuming needs the same "
+                f"options (only {', '.join('train.' + f for f in TrainConfig.RUN_CONTROL)} may "
+                "change).\n  saved config.json != this invocation:\n    "
+                + "\n    ".join(differences)
+                + f"\n  Use another --workdir, or pass --config {path} to continue it.")
+    if write:
+        atomic.write_text(path, config_json_text(config, resolved))
+    return existed
+
+
+def default_run_name(config: Config, demo: bool) -> str:
+    """runs/<name>: the data folder's name (or 'demo') and a hash of the options that define
+    the run, so the same command finds (and resumes) the same run directory."""
+    d = config_to_dict(config)
+    for f in TrainConfig.RUN_CONTROL:
+        d["train"].pop(f, None)
+    digest = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
+    if demo:
+        base = "demo"
+    else:
+        src = config.data.path or config.data.file_list or "data"
+        base = os.path.basename(os.path.normpath(src)) or "data"
+        base = os.path.splitext(base)[0] if config.data.file_list else base
+    return f"{base}-{digest}"
+
+
+def write_labels(workdir: str, class_names) -> None:
+    atomic.write_text(os.path.join(workdir, LABELS),
+                      json.dumps({"class_names": list(class_names)}, indent=2) + "\n")
+
+
+def load_basics(run_dir: str) -> tuple[Config, Moments]:
+    """config.json and moments.npz of an existing run directory (RunDirError if missing)."""
+    if not os.path.isdir(run_dir):
+        raise RunDirError(f"run directory {run_dir} does not exist")
+    for name in (CONFIG, MOMENTS):
+        if not os.path.exists(os.path.join(run_dir, name)):
+            raise RunDirError(f"{run_dir} is not a run directory: {name} is missing "
+                              "(scripts/train.py writes it)")
+    return load_run_config(run_dir), Moments.load(os.path.join(run_dir, MOMENTS))
+
+
+def checkpoint_steps(workdir: str, sub: str = CHECKPOINTS) -> list[int]:
+    """The finalised checkpoint steps on disk, oldest first, read from the folder names (orbax
+    renames `<step>.orbax-checkpoint-tmp-*` to `<step>` only once a save is complete)."""
+    try:
+        names = os.listdir(os.path.join(workdir, sub))
+    except OSError:
+        return []
+    return sorted(int(n) for n in names if n.isdigit())
+
+
+def write_failure(workdir: str, e: OSError) -> RunWriteError:
+    """The user's error for an OSError raised while writing the run in `workdir`."""
+    what = {errno.ENOSPC: "no space left on the device",
+            errno.EDQUOT: "disk quota exceeded",
+            errno.EROFS: "the file system is read-only",
+            errno.EACCES: "permission denied", errno.EPERM: "operation not permitted"
+            }.get(e.errno, e.strerror or type(e).__name__)
+    where = f" ({e.filename})" if e.filename else ""
+    steps = checkpoint_steps(workdir)
+    last = (f"The last good checkpoint is step {steps[-1]} "
+            f"({os.path.join(os.path.abspath(workdir), CHECKPOINTS, str(steps[-1]))})."
+            if steps else "No checkpoint was saved yet.")
+    return RunWriteError(
+        f"cannot write to the run directory {os.path.abspath(workdir)}: {what}{where}. {last} "
+        "Free some space (or make the directory writable) and re-run the same command: it "
+        "resumes from the last good checkpoint.")
+
+
+class LoadedRun:
+    """A run directory's generator, ready to sample: config, moments, G variables, step."""
+
+    def __init__(self, run_dir: str, step: Optional[int] = None,
+                 checkpoint_dir: str = CHECKPOINTS):
+        self.config, self.moments = load_basics(run_dir)
+        ckdir = os.path.join(run_dir, checkpoint_dir)
+        if not os.path.isdir(ckdir):
+            raise RunDirError(f"no checkpoint in {run_dir} (no {checkpoint_dir}/ folder)")
+        c = self.config
+        abstract = jax.eval_shape(lambda k: create_train_state(c.model, c.loss, c.optim, k),
+                                  jax.random.PRNGKey(0))
+        dev = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=dev),
+                                abstract)
+        ckpt = Checkpointer(ckdir, use_async=False)
+        try:
+            restored = ckpt.restore(abstract, step=step)
+        finally:
+            ckpt.close()
+        self.step = restored.step
+        self.state = restored.state
+        self.g_params = restored.state.g_params
+        self.g_batch_stats = restored.state.g_batch_stats
+        self._gen = make_generate_fn(c.model)
+
+    def generate_normalized(self, z, batch_size: int = 64) -> np.ndarray:
+        """z [N, latent] -> G's output [N, F, T] float32 in the normalised domain [-1, 1]
+        (rows = frequency), as the model sees data."""
+        return generate_batched(self._gen, self.g_params, self.g_batch_stats, z,
+                                min(batch_size, len(z)))
+
+    def generate(self, z, batch_size: int = 64) -> np.ndarray:
+        """z [N, latent] -> spectrograms [N, rows, cols] in the input's units and orientation
+        (rows = frequency unless the run's data.orientation is 'time_rows')."""
+        x = denormalize(self.generate_normalized(z, batch_size), self.moments)  # input units
+        if self.config.data.orientation == "time_rows":
+            x = np.swapaxes(x, 1, 2)  # back to the files' rows = time
+        return x

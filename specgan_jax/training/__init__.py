@@ -1,0 +1,2 @@
+"""A training run: setup (ExitStack-owned resources), the loop, signals, multi-host wiring.
+"""

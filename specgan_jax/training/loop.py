@@ -1,0 +1,186 @@
+"""Training: `train_and_evaluate(config, workdir)` trains (or resumes) one run directory.
+
+Loop: one host call runs a chunk of generator steps (TrainFns.step per step, or TrainFns.chunk
+under lax.scan); the metrics come back once per chunk. Chunks are cut so they end exactly on
+log/preview/checkpoint/eval steps. All randomness is folded from the step number, so a run
+resumed from a checkpoint computes bitwise the same numbers as an uninterrupted one (on CPU).
+
+Devices: data-parallel over every device of every process (README, "Multi-device and
+multi-host"); train.batch_size is the global batch. Every process runs this same loop; process
+0 alone writes config.json, moments.npz, labels.json, previews and metrics, and all processes
+take part in orbax's checkpoint saves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import math
+import os
+import signal
+import time
+from typing import Callable, Optional
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from specgan_jax.config import Config
+from specgan_jax.errors import NonFiniteError
+from specgan_jax.run.checkpoint import key_to_json
+from specgan_jax.run.run_dir import write_failure
+from specgan_jax.training import distributed as dist_lib
+from specgan_jax.training.setup import Run, setup_run
+from specgan_jax.training.signals import SignalFlag
+
+_print = functools.partial(print, flush=True)  # lines interleave correctly with tqdm's stderr
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What train_and_evaluate did."""
+
+    step: int  # generator steps done at the end
+    state: object  # the final TrainState
+    interrupted: Optional[int] = None  # the signal number if stopped by SIGINT/SIGTERM
+    workdir: str = ""
+
+
+def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = None,
+                       log: Callable[[str], None] = _print, progress: bool = True,
+                       step_hook: Optional[Callable] = None) -> Outcome:
+    """Train (or resume) the run in `workdir` up to config.train.steps.
+
+    demo: use the built-in synthetic dataset (default: when config.data has no source).
+    step_hook: tests only -- called as step_hook(state, metrics, step) -> (state, metrics) after
+      every chunk (e.g. to inject a NaN).
+    Raises a SpecganError for the user to read: NonFiniteError on a NaN/inf loss (nothing of
+    that chunk is saved), RunDirError for a run directory with another config, RunWriteError
+    when the OS refuses a write into the run directory, DataError for bad data.
+    """
+    if demo is None:
+        demo = config.data.path is None and config.data.file_list is None
+    try:
+        with contextlib.ExitStack() as stack:
+            run = setup_run(config, workdir, stack, demo=demo, log=log, progress=progress)
+            if run.step >= config.train.steps:
+                run.log(f"already trained to step {run.step} (train.steps="
+                        f"{config.train.steps}); nothing to do. Pass --steps N (N > {run.step}) "
+                        "to train further.")
+                return Outcome(step=run.step, state=run.state, workdir=workdir)
+            t_start = time.monotonic()
+            outcome = run_loop(run, step_hook)
+    except OSError as e:
+        if e.filename is not None and not _inside(e.filename, workdir):
+            raise  # not a write into the run directory
+        raise write_failure(workdir, e) from e
+    if outcome.interrupted is not None:
+        run.log(f"stopped by {signal.Signals(outcome.interrupted).name} at step {outcome.step}; "
+                "checkpoint saved. Re-run the same command to resume.")
+    else:
+        run.log(f"done: {outcome.step} steps in {time.monotonic() - t_start:.1f} s. Run "
+                f"directory: {workdir}")
+    return outcome
+
+
+def run_loop(run: Run, step_hook: Optional[Callable] = None) -> Outcome:
+    """Train from run.step to train.steps: chunks, logging, previews, checkpoints, evaluation.
+    Stops early (after saving) on SIGINT/SIGTERM on any process."""
+    tc = run.config.train
+    state, step = run.state, run.step
+    use_scan = tc.loop == "scan" or (tc.loop == "auto" and jax.default_backend() != "cpu")
+    t_start = time.monotonic()
+    rate_from = (step, t_start)  # (step, time) the steps/s of the next log line counts from
+    bar = tqdm(total=tc.steps, initial=step, unit="step", dynamic_ncols=True,
+               disable=not run.progress, smoothing=0.1)
+    with contextlib.closing(bar), SignalFlag() as flag:
+        while step < tc.steps:
+            n = _next_boundary(tc, step) - step
+            new_state, metrics = _run_chunk(run, state, n, use_scan)
+            if step_hook is not None:
+                new_state, metrics = step_hook(new_state, metrics, step + n)
+            _check_finite(metrics, step, run.ckpt.latest_step())
+            state, step = new_state, step + n
+            last_m = {k: float(v[-1]) for k, v in metrics.items()}
+            now = time.monotonic()
+            # Since the last log line: excludes the first chunk's compile once logging starts.
+            rate = (step - rate_from[0]) / max(now - rate_from[1], 1e-9)
+            bar.update(n)
+            bar.set_postfix(d=f"{last_m['d_loss']:.3f}", g=f"{last_m['g_loss']:.3f}",
+                            refresh=False)
+            if step % tc.log_every == 0 or step == tc.steps:
+                run.metrics_log.write(step, last_m, elapsed=time.monotonic() - t_start)
+                line = _format_line(step, tc.steps, last_m, rate)
+                rate_from = (step, now)
+                if run.progress:
+                    bar.write(line)  # above the bar, which keeps its place
+                else:
+                    run.log(line)
+            if step % tc.preview_every == 0 or step == tc.steps:
+                run.save_preview(state, step)
+            # One decision for all processes (orbax's save and the stop are collective);
+            # with one process agree_any returns its arguments.
+            save_now, stop = dist_lib.agree_any(
+                run.ckpt.should_save(step) or step == tc.steps, flag.signum is not None)
+            if save_now or stop:
+                run.ckpt.save(step, state, {"key": key_to_json(run.k_train)})
+            if run.periodic is not None and step % tc.eval_every == 0:
+                run.metrics_log.write(step, run.periodic(state, step))
+                rate_from = (step, time.monotonic())  # steps/s without the evaluation
+            if stop:
+                # A process that got no signal stops because another one did (e.g. a
+                # cluster preempting one host): it reports SIGTERM, the usual such signal.
+                signum = flag.signum if flag.signum is not None else int(signal.SIGTERM)
+                return Outcome(step=step, state=state, interrupted=signum, workdir=run.workdir)
+    return Outcome(step=step, state=state, workdir=run.workdir)
+
+
+def _inside(path, folder: str) -> bool:
+    path, folder = os.path.abspath(os.fspath(path)), os.path.abspath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
+def _next_boundary(tc, s: int) -> int:
+    """The next step at which something must happen (log, preview, checkpoint, eval, end)."""
+    cands = [tc.steps, s + tc.steps_per_call]
+    for every in (tc.log_every, tc.preview_every, tc.checkpoint_every, tc.eval_every):
+        if every:
+            cands.append((s // every + 1) * every)
+    return min(cands)
+
+
+def _run_chunk(run: Run, state, n: int, use_scan: bool):
+    """n generator steps -> (state, metrics as numpy [n] arrays); one host sync."""
+    if use_scan:
+        state, m = run.fns.chunk(state, run.data, run.k_train, n)
+        return state, jax.device_get(m)
+    ms = []
+    for _ in range(n):  # dispatched asynchronously; nothing waits until device_get
+        state, m = run.fns.step(state, run.data, run.k_train)
+        ms.append(m)
+    ms = jax.device_get(ms)
+    return state, {k: np.stack([m[k] for m in ms]) for k in ms[0]}
+
+
+def _check_finite(metrics: dict, start_step: int, last_checkpoint: Optional[int]) -> None:
+    """NonFiniteError naming the first non-finite loss of a chunk's metrics, if any."""
+    names = [k for k in ("d_loss", "g_loss", "gp", "wasserstein") if k in metrics]
+    n = len(next(iter(metrics.values())))
+    for i in range(n):
+        for k in names:
+            v = float(metrics[k][i])
+            if not math.isfinite(v):
+                raise NonFiniteError(
+                    f"non-finite loss at step {start_step + i + 1}: {k} = {v}. Training "
+                    "stopped; " + (f"the last good checkpoint (step {last_checkpoint}) stays "
+                                   "the latest." if last_checkpoint is not None
+                                   else "no checkpoint was saved before it.")
+                    + " Lower the learning rates (--optim.g_lr/--optim.d_lr) or check the data.")
+
+
+def _format_line(step: int, total: int, m: dict, rate: float) -> str:
+    """Fixed-width log line (columns line up across the run)."""
+    return (f"step {step:>8d}/{total:<8d} | d_loss {m['d_loss']:>10.4f} | g_loss "
+            f"{m['g_loss']:>10.4f} | gp {m.get('gp', float('nan')):>9.4f} | W "
+            f"{m.get('wasserstein', float('nan')):>9.4f} | {rate:>7.2f} steps/s")

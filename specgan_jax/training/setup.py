@@ -1,0 +1,208 @@
+"""Setting up a training run: devices and mesh, config.json, data and moments, the train state
+(restored from the latest checkpoint), previews and periodic evaluation.
+
+`setup_run` registers every resource it opens (checkpointer, metrics log, best-checkpoint
+keeper) on the caller's contextlib.ExitStack as soon as it is open, so an error at any later
+point -- a checkpoint that cannot be restored included -- still closes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+from typing import Callable, Optional
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from specgan_jax.config import Config
+from specgan_jax.data import demo as demo_data
+from specgan_jax.data import sampler as sampler_lib
+from specgan_jax.data.cache import Dataset, load_dataset
+from specgan_jax.data.moments import Moments, compute_moments, moments_for
+from specgan_jax.data.normalize import denormalize
+from specgan_jax.engine.models import SPATIAL, resolve_impl
+from specgan_jax.engine.sampling import generate_batched, make_generate_fn, run_keys
+from specgan_jax.engine.step import (TrainFns, batch_divisibility_message, create_train_state,
+                                     make_train_fns, sample_latents)
+from specgan_jax.errors import CheckpointError, ConfigError, RunDirError
+from specgan_jax.evaluation.periodic import PeriodicEval
+from specgan_jax.run import preview as preview_lib
+from specgan_jax.run import run_dir as run_dir_lib
+from specgan_jax.run.checkpoint import Checkpointer, key_to_json
+from specgan_jax.run.metrics_log import MetricsLog
+from specgan_jax.training import distributed as dist_lib
+
+
+class _NoMetricsLog:
+    """MetricsLog's interface, writing nothing (processes other than 0 of a multi-host run)."""
+
+    tb = None
+
+    def truncate_after(self, step: int) -> None:
+        pass
+
+    def write(self, step: int, metrics: dict, elapsed: Optional[float] = None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything the loop needs; resources are owned by the ExitStack given to setup_run."""
+
+    config: Config
+    workdir: str
+    log: Callable[[str], None]
+    progress: bool
+    data: sampler_lib.DeviceDataset  # normalised, sharded along N over the mesh
+    fns: TrainFns
+    state: object  # TrainState, replicated over the mesh
+    step: int  # generator steps done (restored from the latest checkpoint, else 0)
+    k_train: jax.Array  # the key every step's draws are folded from
+    ckpt: Checkpointer
+    metrics_log: object  # MetricsLog, or _NoMetricsLog on processes other than 0
+    save_preview: Callable[[object, int], None]  # (state, step) -> previews/fakes_<step>.png
+    periodic: Optional[PeriodicEval]  # evaluation every train.eval_every steps, or None
+
+
+def load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], None],
+              write: bool = True) -> tuple[Dataset, Moments]:
+    """Dataset (raw units) and Moments (computed once, then read from moments.npz).
+    write=False: write neither moments.npz nor labels.json (processes other than 0; every
+    process computes the same moments from the same data)."""
+    if demo:
+        dataset = demo_data.demo_dataset(config.train.seed)
+    else:
+        dataset = load_dataset(config.data, progress=write)
+        for path, reason in dataset.skipped:
+            log(f"skipped {path}: {reason}")
+    n, f_, t_ = dataset.x.shape
+    if (f_, t_) != (SPATIAL, SPATIAL):
+        raise RunDirError(f"the SpecGAN generator makes 128x128 spectrograms; the data is "
+                          f"{f_}x{t_} (frequency x time). Use --data.shape_policy crop_pad "
+                          f"with --data.n_freq 128 --data.n_time 128.")
+    if n < config.train.batch_size:
+        log(f"note: {n} spectrograms < batch size {config.train.batch_size}; batches repeat "
+            "examples")
+    mpath = os.path.join(workdir, run_dir_lib.MOMENTS)
+    if os.path.exists(mpath):
+        moments = Moments.load(mpath)
+    else:
+        moments = (compute_moments(dataset.x) if demo
+                   else moments_for(dataset, config.data, progress=write))
+        if write:
+            moments.save(mpath)
+    if write and (len(dataset.class_names) > 1 or demo):
+        run_dir_lib.write_labels(workdir, dataset.class_names)
+    return dataset, moments
+
+
+def _restore(ckpt: Checkpointer, state, k_train, log) -> tuple[object, Optional[int]]:
+    """The latest checkpoint's state and step, checked against this run; (state, None) if
+    there is none."""
+    if ckpt.latest_step() is None:
+        return state, None
+    restored = ckpt.restore(state)
+    state, step = restored.state, int(restored.step)
+    where = os.path.join(ckpt.directory, str(step))
+    if int(state.step) != step:
+        raise CheckpointError(f"checkpoint {where} holds state.step={int(state.step)}")
+    # "key" is absent from checkpoints made by scripts/import_torch.py before it wrote one.
+    if "key" in restored.meta and restored.meta["key"] != key_to_json(k_train):
+        raise CheckpointError(f"checkpoint {where} was trained with another PRNG key than "
+                              "train.seed gives; it belongs to another run")
+    log(f"resumed from checkpoint at step {step}")
+    return state, step
+
+
+def _preview_fn(config: Config, workdir: str, dataset: Dataset, moments: Moments, k_preview,
+                gen_fn, is_main: bool) -> Callable:
+    """Writes previews/reals.png once and returns save_preview(state, step). Every process runs
+    G (a computation on the global mesh); process 0 alone writes PNGs."""
+    tc = config.train
+    # Fixed latents for every preview grid (the same picture positions across steps).
+    z = sample_latents(k_preview, tc.n_preview, config.model.latent_dim, config.loss.latent_dist)
+    idx = preview_lib.round_robin(dataset.labels, tc.n_preview)
+    reals = np.asarray(dataset.x[idx])  # [n, F, T] raw units
+    vmin, vmax = preview_lib.color_range(reals)
+    folder = os.path.join(workdir, run_dir_lib.PREVIEWS)
+    if is_main and not os.path.exists(os.path.join(folder, "reals.png")):
+        names = [dataset.class_names[int(c)] for c in np.asarray(dataset.labels)[idx]]
+        preview_lib.save_grid(os.path.join(folder, "reals.png"), reals, title="real examples",
+                              vmin=vmin, vmax=vmax,
+                              labels=names if len(dataset.class_names) > 1 else None)
+
+    def save_preview(state, step: int) -> None:
+        fake = generate_batched(gen_fn, state.g_params, state.g_batch_stats, z, len(z))
+        if is_main:
+            preview_lib.save_grid(os.path.join(folder, preview_lib.fakes_name(step)),
+                                  denormalize(fake, moments), title=f"generated, step {step}",
+                                  vmin=vmin, vmax=vmax)
+
+    return save_preview
+
+
+def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo: bool,
+              log: Callable[[str], None], progress: bool) -> Run:
+    """Prepare (or resume) the run in `workdir`; resources are closed by `stack`."""
+    tc = config.train
+    devices = jax.devices()  # every device of every process (after jax.distributed.initialize)
+    if tc.batch_size % len(devices):
+        raise ConfigError(batch_divisibility_message(
+            tc.batch_size, len(devices), what="train.batch_size (--batch-size)"))
+    is_main = dist_lib.is_main_process()
+    if not is_main:  # one process speaks and writes; the others compute alongside it
+        log, progress = (lambda _: None), False
+    os.makedirs(workdir, exist_ok=True)
+    resumed_dir = run_dir_lib.check_or_write_config(
+        config, workdir, {"model.conv_impl": resolve_impl(config.model)}, write=is_main)
+    for sub in (run_dir_lib.CHECKPOINTS, run_dir_lib.PREVIEWS):
+        os.makedirs(os.path.join(workdir, sub), exist_ok=True)
+    log(f"JAX devices: {len(devices)} x {devices[0].platform} ({devices[0].device_kind})"
+        + (f" over {jax.process_count()} processes" if jax.process_count() > 1 else ""))
+    mesh = Mesh(np.asarray(devices), ("data",))
+    replicated = NamedSharding(mesh, P())
+
+    dataset, moments = load_data(config, workdir, demo, log, write=is_main)
+    data = sampler_lib.to_device(
+        sampler_lib.build_dataset(dataset.x, dataset.labels, moments, config.data.storage_dtype),
+        NamedSharding(mesh, P("data")))
+    log(f"data: {dataset.x.shape[0]} spectrograms, {len(dataset.class_names)} class(es)"
+        + (" (demo)" if demo else ""))
+
+    k_init, k_train, k_preview = run_keys(tc.seed)
+    # Initialised by one jitted call straight onto every device (replicated), not op by op on
+    # device 0 and then copied (and, across processes, all-gathered to check it is equal).
+    state = jax.jit(functools.partial(create_train_state, config.model, config.loss,
+                                      config.optim), out_shardings=replicated)(k_init)
+    fns = make_train_fns(config.model, config.loss, config.optim, tc.batch_size,
+                         sampler_lib.make_sampler(config.augment), mesh=mesh)
+    ckpt = stack.enter_context(contextlib.closing(Checkpointer(
+        os.path.join(workdir, run_dir_lib.CHECKPOINTS), keep=tc.keep_checkpoints,
+        every_steps=tc.checkpoint_every, every_secs=tc.checkpoint_every_secs, use_async=False)))
+    metrics_log = stack.enter_context(contextlib.closing(
+        MetricsLog(workdir, tensorboard=tc.tensorboard) if is_main else _NoMetricsLog()))
+    if is_main and tc.tensorboard and metrics_log.tb is None:
+        log("TensorBoard: no writer importable (pip install tensorboard); metrics.jsonl only")
+    state, step = _restore(ckpt, state, k_train, log)
+    if step is not None:
+        metrics_log.truncate_after(step)
+    elif resumed_dir:
+        log("run directory exists but has no checkpoint yet: starting at step 0")
+    step = step or 0
+
+    gen_fn = make_generate_fn(config.model)
+    save_preview = _preview_fn(config, workdir, dataset, moments, k_preview, gen_fn, is_main)
+    periodic = None
+    if tc.eval_every and step < tc.steps:
+        periodic = stack.enter_context(contextlib.closing(
+            PeriodicEval(config, dataset, moments, workdir, gen_fn, step, log)))
+    return Run(config=config, workdir=workdir, log=log, progress=progress, data=data, fns=fns,
+               state=state, step=step, k_train=k_train, ckpt=ckpt, metrics_log=metrics_log,
+               save_preview=save_preview, periodic=periodic)

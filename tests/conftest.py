@@ -1,0 +1,28 @@
+"""Shared fixtures: a tiny CSV dataset and a persistent JAX compilation cache, so the identical
+programs of the tests' tiny runs (and of their subprocesses) compile once."""
+
+import jax
+import numpy as np
+import pytest
+
+from tests.helpers import write_spectrograms
+
+
+@pytest.fixture(scope="session")
+def jax_cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("jax_cache")
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory, jax_cache):
+    """2 classes ("cat", "dog") x 4 CSV spectrograms (rows = frequency) in root/"data", a CSV
+    cache folder root/"csv_cache", and the compile cache."""
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    for c, offset in (("cat", 0.0), ("dog", 2.0)):
+        write_spectrograms(root / "data" / c, 4, rng, offset)
+    return {"root": root, "data": str(root / "data"), "csv_cache": str(root / "csv_cache"),
+            "cache": str(jax_cache)}
