@@ -24,7 +24,6 @@ forward; see `iteration_flops`. MFU is given only where the device's peak is kno
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
 import statistics
 import time
@@ -318,32 +317,3 @@ def markdown(report: dict) -> str:
     lines += ["", "ratios (iterations/s, > 1: JAX faster): " + ", ".join(
         f"{k} {v:.2f}x" for k, v in report["ratios"].items())]
     return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=(
-        "examples:\n  python scripts/benchmark.py                # small CPU config (dim 16, "
-        "batch 16)\n  python scripts/benchmark.py --full --json bench.json   # dim 64, batch 64"
-        " (GPU)"), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--full", action="store_true", help="the original's size: dim 64, batch 64")
-    p.add_argument("--dim", type=int)
-    p.add_argument("--batch", type=int)
-    p.add_argument("--iters", type=int, default=BenchConfig.iters)
-    p.add_argument("--repeats", type=int, default=BenchConfig.repeats)
-    p.add_argument("--no-torch-compile", action="store_true")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="bf16: JAX model.precision=bf16 vs torch.autocast(bfloat16)")
-    p.add_argument("--json", help="write the report here as JSON")
-    a = p.parse_args(argv)
-    cfg = BenchConfig(dim=a.dim or (64 if a.full else BenchConfig.dim),
-                      batch=a.batch or (64 if a.full else BenchConfig.batch),
-                      iters=a.iters, repeats=a.repeats, torch_compile=not a.no_torch_compile,
-                      precision=a.precision)
-    report = run(cfg)
-    print(markdown(report))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(report, f, indent=2)
-    return 0

@@ -1,5 +1,6 @@
 """The benchmark's output (its correctness, not speed: timing is never asserted here)."""
 
+import importlib.util
 import json
 import math
 
@@ -8,6 +9,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from specgan_jax import benchmark
+from specgan_jax.cli import benchmark as benchmark_cli
+
+_find_spec = importlib.util.find_spec
 from specgan_torch_ref.models import SpecGANDiscriminator, SpecGANGenerator
 
 
@@ -29,8 +33,8 @@ def test_model_flops_match_torch_flop_counter(dim):
 
 def test_small_benchmark_writes_report(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    rc = benchmark.main(["--dim", "4", "--batch", "2", "--iters", "1", "--repeats", "1",
-                         "--no-torch-compile", "--json", str(out)])
+    rc = benchmark_cli.main(["--dim", "4", "--batch", "2", "--iters", "1", "--repeats", "1",
+                             "--no-torch-compile", "--json", str(out)])
     assert rc == 0
     report = json.loads(out.read_text())
     assert report["device"].startswith("cpu")
@@ -46,3 +50,11 @@ def test_small_benchmark_writes_report(tmp_path, capsys):
     assert report["flops_per_iter"] == benchmark.iteration_flops(4, 2, 5)
     table = capsys.readouterr().out
     assert "| jax_step |" in table and "jax_over_torch_eager" in table
+
+
+def test_benchmark_without_torch_names_the_extra(monkeypatch, capsys):
+    """PyTorch is an optional dependency: without it the benchmark says how to install it."""
+    monkeypatch.setattr(benchmark_cli.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else _find_spec(name, *a))
+    assert benchmark_cli.main(["--dim", "4"]) == 1
+    assert 'pip install -e ".[torch]"' in capsys.readouterr().err
