@@ -8,13 +8,18 @@ are made here. Tiny models (dim 4); every child has a timeout.
 
 Tolerances. Sharding a batch over devices changes only the order of floating-point sums: a
 batch mean or a gradient becomes per-device partial sums plus an all-reduce. In float32 that
-moves results by a few ulps per reduction; measured after 2 steps (dim 4, batch 8, 2 critic
-updates, WGAN-GP, Adam): metrics within 2.4e-7 relative, parameters and optimizer state within
-1.5e-7 absolute (earlier versions of the model: up to 4e-7 / 1.5e-6; the largest in
-downconv_4's kernel, elements whose gradient is near zero, where Adam's update
-lr * m / (sqrt(v) + eps) amplifies rounding). PARAM_ATOL = 1e-5 is a tenth of one Adam step
-(lr 1e-4); a real difference (a wrong batch split, a missing all-reduce: gradients off by
-O(1)) moves parameters by ~lr and fails it.
+moves results by a few ulps per reduction. The 1-vs-4-device comparison trains with RMSProp
+(TF's, accumulator starting at 1, so its first updates are ~lr * g: linear in the gradient).
+With Adam, whose first update is ~lr * sign(g), a gradient element at the float32 noise floor
+moves by +-lr depending on how the sums were ordered, and whether such an element exists
+depends on the rounding of the machine (the parity suite checks Adam in float64 for the same
+reason); the sharding under test does not depend on the optimizer. Measured after 2 steps
+(dim 4, batch 8, 2 critic updates, WGAN-GP, RMSProp): parameters and optimizer state within
+6e-8 absolute, metrics within 6.3e-6 of max(|metric|, 1). PARAM_ATOL = 1e-5 is a tenth of one
+lr (1e-4) and 170x the observed; a real difference (a wrong batch split, a missing all-reduce:
+gradients off by O(1)) moves parameters by ~lr * g and fails it. Metrics are compared on the
+scale max(|metric|, 1): the Wasserstein estimate and the generator loss are means of O(1)
+logits of both signs, which can cancel to far below the logits' own rounding scale.
 """
 
 import json
@@ -29,7 +34,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARAM_ATOL = 1e-5  # absolute, on every parameter and optimizer-state element (see docstring)
-METRIC_RTOL = 1e-5  # relative, on every metric
+METRIC_RTOL = 1e-5  # on every metric, relative to max(|metric|, 1) (see docstring)
 TIMEOUT_S = 300  # per child process
 
 
@@ -73,7 +78,8 @@ from specgan_jax.engine.step import create_train_state, make_train_fns
 
 out = sys.argv[1]
 assert jax.device_count() == 4, jax.devices()
-MC, LC, OC, B = ModelConfig(dim=4), LossConfig(n_critic=2), OptimConfig(), 8
+# RMSProp, not the recipe's Adam: see the module docstring.
+MC, LC, OC, B = ModelConfig(dim=4), LossConfig(n_critic=2), OptimConfig(optimizer="rmsprop"), 8
 rng = np.random.default_rng(0)
 # 10 examples: padded to 12 rows on 4 devices (never sampled: else 1 and 4 devices differ).
 host = DeviceDataset(x=rng.uniform(-1, 1, (10, 128, 128, 1)).astype(np.float32),
@@ -171,10 +177,10 @@ def test_four_devices_match_one_device(step_runs):
     assert moved > 10 * PARAM_ATOL, moved
     m1, m4 = _part(res, "single", "metric"), _part(res, "mesh4", "metric")
     assert m1.keys() == m4.keys() and {"d_loss", "g_loss", "gp"} <= set(m1)
-    rel = {k: float(abs(m4[k] - m1[k]) / max(abs(float(m1[k])), 1e-30)) for k in m1}
-    print("metrics |1 device - 4 devices| / |1 device|:", {k: f"{v:.2g}" for k, v in rel.items()})
+    rel = {k: float(abs(m4[k] - m1[k]) / max(abs(float(m1[k])), 1.0)) for k in m1}
+    print("metrics |1 device - 4 devices| / max(|1 device|, 1):", {k: f"{v:.2g}" for k, v in rel.items()})
     for k in m1:
-        np.testing.assert_allclose(m4[k], m1[k], rtol=METRIC_RTOL, atol=1e-9, err_msg=k)
+        np.testing.assert_allclose(m4[k], m1[k], rtol=METRIC_RTOL, atol=METRIC_RTOL, err_msg=k)
 
 
 def test_batch_is_split_over_devices_and_gradients_all_reduced(step_runs):
