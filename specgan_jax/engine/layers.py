@@ -147,8 +147,60 @@ def conv_transpose_2x(x, kernel, padding: Padding, impl: Impl):
     o = kernel.shape[2]
     w3 = _phase_kernel(w, _selection("transpose", p, k))  # [3,3,2,2,I,O]
     w3 = w3.transpose(0, 1, 4, 2, 3, 5).reshape(3, 3, w.shape[2], 4 * o)  # [3,3,I,(r,s,O)]
-    y = _conv(x, w3.astype(x.dtype), padding=[(1, 1), (1, 1)])  # [B,n,n,4O]
+    y = conv3x3(x, w3.astype(x.dtype))  # [B,n,n,4O]
     return depth_to_space(y, o)
+
+
+def _conv3_dw_impl(x, c):
+    """dW[a, b, i, o] = sum_{n,r,s} xpad[n, r + a, s + b, i] c[n, r, s, o] of the 3x3 'same'
+    stride-1 conv: x with batch and channel axes swapped, [I, H, W, B], convolved with c as a
+    kernel [H, W, B, O] (padding 1), giving [I, 3, 3, O] -> [3, 3, I, O]. Written in XLA's
+    canonical (b01f, 01io) form: autodiff's (f01b, i01o) form is canonicalised by XLA:CPU in a
+    plain step but not inside a while loop (the scan over steps), where it runs on a slow path."""
+    g = lax.conv_general_dilated(
+        jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(c.astype(x.dtype), (1, 2, 0, 3)),
+        window_strides=(1, 1), padding=[(1, 1), (1, 1)], dimension_numbers=_NHWC,
+        preferred_element_type=jnp.float32 if x.dtype == jnp.bfloat16 else None)
+    return jnp.transpose(g, (1, 2, 0, 3))
+
+
+def _conv3_dx_kernel(w):
+    """The 3x3 'same' conv's adjoint in x is the same conv with the kernel flipped in space and
+    its in/out axes swapped: [3, 3, I, O] -> [3, 3, O, I] (the canonical 01io layout, where
+    autodiff would leave 01oi)."""
+    return jnp.swapaxes(w[::-1, ::-1], 2, 3)
+
+
+@jax.custom_vjp
+def conv3x3(x, w):
+    """3x3 'same' stride-1 conv (the phase rewrite's workhorse) whose derivatives, of any order,
+    are again conv3x3 / conv3x3_dw in XLA's canonical layouts:
+      <conv3x3(x, w), c> = <x, conv3x3(c, flip(w)^T)> = <w, conv3x3_dw(x, c)>."""
+    return _conv(x, w, padding=[(1, 1), (1, 1)])
+
+
+@jax.custom_vjp
+def conv3x3_dw(x, c):
+    return _conv3_dw_impl(x, c)
+
+
+def _conv3x3_bwd(res, c):
+    x, w = res
+    c = c.astype(x.dtype)
+    return (conv3x3(c, _conv3_dx_kernel(w)).astype(x.dtype),
+            conv3x3_dw(x, c).astype(w.dtype))
+
+
+def _conv3x3_dw_bwd(res, g):
+    # <conv3x3_dw(x, c), g> = <c, conv3x3(x, g)> = <x, conv3x3(c, flip(g)^T)>
+    x, c = res
+    g = g.astype(x.dtype)
+    return (conv3x3(c.astype(x.dtype), _conv3_dx_kernel(g)).astype(x.dtype),
+            conv3x3(x, g).astype(c.dtype))
+
+
+conv3x3.defvjp(lambda x, w: (conv3x3(x, w), (x, w)), _conv3x3_bwd)
+conv3x3_dw.defvjp(lambda x, c: (conv3x3_dw(x, c), (x, c)), _conv3x3_dw_bwd)
 
 
 @functools.lru_cache(maxsize=None)
@@ -241,7 +293,7 @@ def conv_2x(x, kernel, padding: Padding, impl: Impl):
     i, o = kernel.shape[2], kernel.shape[3]
     w3 = _phase_kernel(kernel, _selection("strided", p, k))  # [3,3,2,2,I,O]
     w3 = w3.reshape(3, 3, 4 * i, o)  # [3,3,(r,s,I),O], matching space_to_depth's channel order
-    return _conv(space_to_depth(x), w3.astype(x.dtype), padding=[(1, 1), (1, 1)])
+    return conv3x3(space_to_depth(x), w3.astype(x.dtype))
 
 
 def nn_upsample_conv(x, kernel, impl: Impl):
@@ -257,7 +309,7 @@ def nn_upsample_conv(x, kernel, impl: Impl):
     i, o = kernel.shape[2], kernel.shape[3]
     w3 = _phase_kernel(kernel, _selection("nn", 0, k))  # [3,3,2,2,I,O]
     w3 = w3.transpose(0, 1, 4, 2, 3, 5).reshape(3, 3, i, 4 * o)
-    return depth_to_space(_conv(x, w3.astype(x.dtype), padding=[(1, 1), (1, 1)]), o)
+    return depth_to_space(conv3x3(x, w3.astype(x.dtype)), o)
 
 
 class UpConv(nn.Module):
