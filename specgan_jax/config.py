@@ -132,9 +132,8 @@ class TrainConfig:
     steps_per_call: int = 10
     # How a host call runs its steps: "scan": one jitted lax.scan over them (TrainFns.chunk);
     # "python": that many calls of the jitted step, dispatched asynchronously, metrics still
-    # fetched once per call; "auto": "python" on CPU (where the scan was long much slower; it
-    # now measures about as fast: README, "Performance"), "scan" elsewhere. Same numbers. Run
-    # control.
+    # fetched once per call; "auto": "python" on CPU (the scan measured about as fast only
+    # recently: README, "Performance"), "scan" elsewhere. Same numbers. Run control.
     loop: Literal["auto", "scan", "python"] = "auto"
     log_every: int = 100  # steps between fixed-width log lines and metrics.jsonl rows; run control
     checkpoint_every: int = 5_000  # steps between checkpoints; run control

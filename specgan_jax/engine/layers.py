@@ -42,6 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from specgan_jax.engine.convs import NHWC, conv, conv3x3
+
 # TF defaults for tf.layers.*: Glorot-uniform kernels and zero biases (not Flax's lecun_normal,
 # not PyTorch's kaiming-uniform). Glorot is symmetric in fan-in/fan-out, so the [.., out, in]
 # layout of transposed-conv kernels gets the same distribution as TF's.
@@ -50,7 +52,6 @@ bias_init = nn.initializers.zeros_init()
 
 Padding = Literal["same", "torch"]
 Impl = Literal["xla", "phase", "hybrid"]
-_NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def pad_before(kernel_len: int, padding: Padding) -> int:
@@ -106,16 +107,6 @@ def _phase_kernel(w_hwio: jax.Array, s: np.ndarray) -> jax.Array:
     return w6.reshape(3, 2, 3, 2, i, o).transpose(0, 2, 1, 3, 4, 5)
 
 
-def _conv(x, w, strides=(1, 1), padding="VALID", lhs_dilation=(1, 1)):
-    # bf16 inputs (model.precision="bf16") accumulate and return float32; float32 and float64
-    # (the parity suite's x64 checks) stay in their own dtype
-    return lax.conv_general_dilated(
-        x, w, window_strides=strides, padding=padding, lhs_dilation=lhs_dilation,
-        dimension_numbers=_NHWC,
-        preferred_element_type=jnp.float32 if x.dtype == jnp.bfloat16 else None,
-    )
-
-
 def depth_to_space(y: jax.Array, c: int) -> jax.Array:
     """[B, n, m, (2, 2, c)] -> [B, 2n, 2m, c] with y[..., (r, s, :)] going to pixel (2i+r, 2j+s)."""
     b, n, m, _ = y.shape
@@ -142,65 +133,13 @@ def conv_transpose_2x(x, kernel, padding: Padding, impl: Impl):
     if impl == "xla":
         # Zero-insertion (lhs dilation 2), pad (K-1-p, p+1), correlate with the flipped kernel.
         lo = k - 1 - p
-        return _conv(x, w[::-1, ::-1].astype(x.dtype), padding=[(lo, p + 1)] * 2,
+        return conv(x, w[::-1, ::-1].astype(x.dtype), padding=[(lo, p + 1)] * 2,
                      lhs_dilation=(2, 2))
     o = kernel.shape[2]
     w3 = _phase_kernel(w, _selection("transpose", p, k))  # [3,3,2,2,I,O]
     w3 = w3.transpose(0, 1, 4, 2, 3, 5).reshape(3, 3, w.shape[2], 4 * o)  # [3,3,I,(r,s,O)]
     y = conv3x3(x, w3.astype(x.dtype))  # [B,n,n,4O]
     return depth_to_space(y, o)
-
-
-def _conv3_dw_impl(x, c):
-    """dW[a, b, i, o] = sum_{n,r,s} xpad[n, r + a, s + b, i] c[n, r, s, o] of the 3x3 'same'
-    stride-1 conv: x with batch and channel axes swapped, [I, H, W, B], convolved with c as a
-    kernel [H, W, B, O] (padding 1), giving [I, 3, 3, O] -> [3, 3, I, O]. Written in XLA's
-    canonical (b01f, 01io) form: autodiff's (f01b, i01o) form is canonicalised by XLA:CPU in a
-    plain step but not inside a while loop (the scan over steps), where it runs on a slow path."""
-    g = lax.conv_general_dilated(
-        jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(c.astype(x.dtype), (1, 2, 0, 3)),
-        window_strides=(1, 1), padding=[(1, 1), (1, 1)], dimension_numbers=_NHWC,
-        preferred_element_type=jnp.float32 if x.dtype == jnp.bfloat16 else None)
-    return jnp.transpose(g, (1, 2, 0, 3))
-
-
-def _conv3_dx_kernel(w):
-    """The 3x3 'same' conv's adjoint in x is the same conv with the kernel flipped in space and
-    its in/out axes swapped: [3, 3, I, O] -> [3, 3, O, I] (the canonical 01io layout, where
-    autodiff would leave 01oi)."""
-    return jnp.swapaxes(w[::-1, ::-1], 2, 3)
-
-
-@jax.custom_vjp
-def conv3x3(x, w):
-    """3x3 'same' stride-1 conv (the phase rewrite's workhorse) whose derivatives, of any order,
-    are again conv3x3 / conv3x3_dw in XLA's canonical layouts:
-      <conv3x3(x, w), c> = <x, conv3x3(c, flip(w)^T)> = <w, conv3x3_dw(x, c)>."""
-    return _conv(x, w, padding=[(1, 1), (1, 1)])
-
-
-@jax.custom_vjp
-def conv3x3_dw(x, c):
-    return _conv3_dw_impl(x, c)
-
-
-def _conv3x3_bwd(res, c):
-    x, w = res
-    c = c.astype(x.dtype)
-    return (conv3x3(c, _conv3_dx_kernel(w)).astype(x.dtype),
-            conv3x3_dw(x, c).astype(w.dtype))
-
-
-def _conv3x3_dw_bwd(res, g):
-    # <conv3x3_dw(x, c), g> = <c, conv3x3(x, g)> = <x, conv3x3(c, flip(g)^T)>
-    x, c = res
-    g = g.astype(x.dtype)
-    return (conv3x3(c.astype(x.dtype), _conv3_dx_kernel(g)).astype(x.dtype),
-            conv3x3(x, g).astype(c.dtype))
-
-
-conv3x3.defvjp(lambda x, w: (conv3x3(x, w), (x, w)), _conv3x3_bwd)
-conv3x3_dw.defvjp(lambda x, c: (conv3x3_dw(x, c), (x, c)), _conv3x3_dw_bwd)
 
 
 @functools.lru_cache(maxsize=None)
@@ -229,7 +168,7 @@ def _strided_conv_ops(padding: Padding, k: int):
         return jnp.float32 if x.dtype == jnp.bfloat16 else x.dtype
 
     def down_impl(x, w):
-        return _conv(x, w.astype(x.dtype), strides=(2, 2), padding=[(p, after)] * 2)
+        return conv(x, w.astype(x.dtype), strides=(2, 2), padding=[(p, after)] * 2)
 
     def kgrad_impl(x, y):
         # dW[a, b, i, o] = sum_{n,r,c} xpad[n, 2r + a, 2c + b, i] y[n, r, c, o]: a stride-1
@@ -243,7 +182,7 @@ def _strided_conv_ops(padding: Padding, k: int):
         rhs = jnp.transpose(y.astype(x.dtype), (1, 2, 0, 3))
         g = lax.conv_general_dilated(
             lhs, rhs, window_strides=(1, 1), padding=[(p, k - 2 - p)] * 2, rhs_dilation=(2, 2),
-            dimension_numbers=_NHWC,
+            dimension_numbers=NHWC,
             preferred_element_type=jnp.float32 if x.dtype == jnp.bfloat16 else None)
         return jnp.transpose(g, (1, 2, 0, 3)).astype(x.dtype)  # as the weights it stands for
 
@@ -289,14 +228,14 @@ def conv_2x(x, kernel, padding: Padding, impl: Impl):
     if impl == "xla":
         # 'same': TF SAME pads (p, K-2-p) for an even input; 'torch': (p, p)
         after = k - 2 - p if padding == "same" else p
-        return _conv(x, kernel.astype(x.dtype), strides=(2, 2), padding=[(p, after)] * 2)
+        return conv(x, kernel.astype(x.dtype), strides=(2, 2), padding=[(p, after)] * 2)
     i, o = kernel.shape[2], kernel.shape[3]
     w3 = _phase_kernel(kernel, _selection("strided", p, k))  # [3,3,2,2,I,O]
     w3 = w3.reshape(3, 3, 4 * i, o)  # [3,3,(r,s,I),O], matching space_to_depth's channel order
     return conv3x3(space_to_depth(x), w3.astype(x.dtype))
 
 
-def nn_upsample_conv(x, kernel, impl: Impl):
+def nn_upsampleconv(x, kernel, impl: Impl):
     """Nearest-neighbour x2 then a stride-1 'same' conv (specgan.py upsample='nn').
 
     'same' for stride 1 pads (K-1)//2 on both sides in TF and in torch alike.
@@ -305,7 +244,7 @@ def nn_upsample_conv(x, kernel, impl: Impl):
     if impl == "xla":
         up = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)  # [B,2n,2n,I]
         half = (k - 1) // 2
-        return _conv(up, kernel.astype(x.dtype), padding=[(half, k - 1 - half)] * 2)
+        return conv(up, kernel.astype(x.dtype), padding=[(half, k - 1 - half)] * 2)
     i, o = kernel.shape[2], kernel.shape[3]
     w3 = _phase_kernel(kernel, _selection("nn", 0, k))  # [3,3,2,2,I,O]
     w3 = w3.transpose(0, 1, 4, 2, 3, 5).reshape(3, 3, i, 4 * o)
@@ -332,7 +271,7 @@ class UpConv(nn.Module):
             y = conv_transpose_2x(x, kernel, self.padding, self.impl)
         else:
             kernel = self.param("kernel", kernel_init, (k, k, cin, self.features))  # [K,K,I,O]
-            y = nn_upsample_conv(x, kernel, self.impl)
+            y = nn_upsampleconv(x, kernel, self.impl)
         return y + self.param("bias", bias_init, (self.features,))
 
 
