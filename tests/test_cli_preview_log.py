@@ -70,7 +70,7 @@ def test_every_config_field_has_a_flag():
 def test_train_fields_are_documented_in_help():
     docs = cli.field_docs(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
-        assert docs.get(f.name), f"train.{f.name} has no comment in config.py"
+        assert docs.get(f.name), f"train.{f.name} has no comment in specgan_jax/config/"
 
 
 def test_config_from_dict_errors_name_the_source_and_key():

@@ -3,7 +3,7 @@
 One flag per field, `--<section>.<field>` (e.g. `--model.dim 16`, `--loss.loss dcgan`), typed
 from the field's annotation: `bool` gives `--x` / `--no-x`, `Literal[...]` gives choices,
 `Optional[T]` also accepts `none`, `tuple[T, ...]` takes several values. The help text of each
-flag is the comment written next to the field in config.py, so the dataclasses stay the single
+flag is the comment written next to the field in specgan_jax/config/, so the dataclasses stay the single
 documented source (as big_vision's configs and the flax examples' train configs do).
 
 Precedence, lowest first: dataclass defaults < a preset (e.g. the demo run's) < `--config FILE`

@@ -1,0 +1,100 @@
+"""What is trained: the generator and critic, the GAN objective, the optimizers (the original SpecGAN's
+defaults unless a comment says otherwise)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Optional
+
+from specgan_jax.config.checks import LOSSES, check_choice
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Generator and discriminator architecture (specgan.py)."""
+
+    latent_dim: int = 100  # size of z; specgan.py uses 100
+    dim: int = 64  # base channel count d: G goes 16d -> 8d -> 4d -> 2d -> d -> 1, D the reverse
+    kernel_len: int = 5  # square kernel size of every (transposed) convolution
+    use_batchnorm: bool = False  # BN in G (after z_project and upconv_0..3) and D (downconv_1..4)
+    upsample: Literal["zeros", "nn"] = "zeros"  # zeros: transposed conv; nn: nearest x2 + conv
+    # "same": TensorFlow 'SAME' semantics of the original (default).
+    # "torch": the seed's symmetric PyTorch padding (padding=2; the generator's transposed convs
+    #          with output_padding=1 so that it really produces 128x128), to import seed weights.
+    padding: Literal["same", "torch"] = "same"
+    # How the stride-2 (transposed) convolutions are computed; the parameters and the numbers
+    # are the same either way (parity_tests check both):
+    #   "xla":   lax.conv_general_dilated with lhs dilation / window strides (the textbook form);
+    #   "phase": sub-pixel decomposition: a 3x3 stride-1 conv to 4x channels + depth-to-space for
+    #            G, space-to-depth + 3x3 stride-1 conv for D. No dilated convolutions at all,
+    #            which XLA:CPU lowers to slow generic code (README, "Performance").
+    #   "hybrid": D's strided convs run natively, with custom VJPs that keep every derivative
+    #            (the GP's double backward included) off the dilated path; G as "phase".
+    #   "auto":  the fastest measured on the platform: "hybrid" on one CPU device, "phase" on
+    #            several devices ("hybrid" is refused there) and on GPU/TPU, "xla" for a
+    #            kernel_len other than 5 (docs/performance.md). config.json records the choice.
+    conv_impl: Literal["auto", "xla", "phase", "hybrid"] = "auto"
+    # Compute precision of G and D. "fp32": everything in float32 (the parity suite's setting).
+    # "bf16": convolutions and dense layers take bfloat16 inputs and weights and accumulate in
+    # float32 (bf16 tensor cores on GPU/TPU); parameters, optimizer states, batch norm,
+    # activations between layers, losses and the gradient penalty's norms stay float32.
+    precision: Literal["fp32", "bf16"] = "fp32"
+
+    def __post_init__(self):
+        check_choice("model.upsample", self.upsample, ("zeros", "nn"))
+        check_choice("model.padding", self.padding, ("same", "torch"))
+        check_choice("model.conv_impl", self.conv_impl, ("auto", "xla", "phase", "hybrid"))
+        check_choice("model.precision", self.precision, ("fp32", "bf16"))
+        if self.latent_dim < 1 or self.dim < 1:
+            raise ValueError("model.latent_dim and model.dim must be positive")
+        if self.kernel_len != 5 and self.conv_impl in ("phase", "hybrid"):
+            raise ValueError(f"model.conv_impl={self.conv_impl!r} is derived for kernel_len=5; "
+                             "use 'xla'")
+        if self.kernel_len < 1:
+            raise ValueError("model.kernel_len must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """GAN objective and the critic schedule (train_specgan.py)."""
+
+    loss: Literal["wgan-gp", "wgan", "dcgan", "lsgan"] = "wgan-gp"  # GAN objective (default: the original's)
+    gp_lambda: float = 10.0  # WGAN-GP penalty weight (Gulrajani et al. 2017; LAMBDA = 10)
+    clip: float = 0.01  # wgan: every D variable clipped to [-clip, clip] after each D update
+    # dcgan only: two-sided label smoothing as in the seed's loop (real ~ U(0.8, 1),
+    # fake ~ U(0, 0.2), drawn per example); the original uses hard labels.
+    label_smoothing: bool = False
+    n_critic: int = 5  # D updates per G update (specgan_disc_nupdates)
+    latent_dist: Literal["uniform", "normal"] = "uniform"  # original: z ~ U(-1, 1)
+
+    def __post_init__(self):
+        check_choice("loss.loss", self.loss, LOSSES)
+        check_choice("loss.latent_dist", self.latent_dist, ("uniform", "normal"))
+        if self.n_critic < 1:
+            raise ValueError("loss.n_critic must be >= 1")
+        if self.label_smoothing and self.loss != "dcgan":
+            raise ValueError("loss.label_smoothing applies to loss='dcgan' only")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """Optimizers. `None` means the original's setting for the chosen loss:
+
+    wgan-gp: Adam(1e-4, b1=0.5, b2=0.9)    dcgan: Adam(2e-4, b1=0.5, b2=0.999)
+    lsgan:   RMSProp(1e-4)                 wgan:  RMSProp(5e-5)
+    RMSProp follows TF (decay 0.9, accumulator starting at ones).
+    """
+
+    optimizer: Optional[Literal["adam", "rmsprop"]] = None
+    g_lr: Optional[float] = None
+    d_lr: Optional[float] = None
+    beta1: Optional[float] = None  # Adam only
+    beta2: Optional[float] = None  # Adam only
+
+    def __post_init__(self):
+        if self.optimizer is not None:
+            check_choice("optim.optimizer", self.optimizer, ("adam", "rmsprop"))
+        for name in ("g_lr", "d_lr"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(f"optim.{name} must be > 0; got {v}")

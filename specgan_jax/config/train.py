@@ -1,0 +1,171 @@
+"""How a run trains: the loop, the data and the augmentations of real batches."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Optional
+
+from specgan_jax.config.checks import EVAL_METRICS, check_choice
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The training loop: schedule, checkpoints, previews and logging (specgan_jax.training).
+
+    Fields marked "run control" may change when a run is resumed (e.g. a larger `steps` trains
+    further); every other field must equal the saved config.json of the run directory.
+    """
+
+    # Generator updates to train for, in total (a resumed run continues up to this). The paper's
+    # models trained ~200k steps (maintainer, chrisdonahue/wavegan issue #62). Run control.
+    steps: int = 200_000
+    batch_size: int = 64  # real examples per critic update and fakes per update (train_specgan.py)
+    seed: int = 0  # seeds initialisation, sampling and augmentation: jax.random.PRNGKey(seed)
+    # Generator steps per host call (one compiled lax.scan); metrics reach the host once per call.
+    # Larger amortises dispatch; smaller gives finer progress. Run control.
+    steps_per_call: int = 10
+    # How a host call runs its steps: "scan": one jitted lax.scan over them (TrainFns.chunk);
+    # "python": that many calls of the jitted step, dispatched asynchronously, metrics still
+    # fetched once per call; "auto": "python" on CPU (the scan measured about as fast only
+    # recently: README, "Performance"), "scan" elsewhere. Same numbers. Run control.
+    loop: Literal["auto", "scan", "python"] = "auto"
+    log_every: int = 100  # steps between fixed-width log lines and metrics.jsonl rows; run control
+    checkpoint_every: int = 5_000  # steps between checkpoints; run control
+    # Also save when this many seconds passed since the last save (train_specgan.py saved every
+    # 300 s); 0 disables the wall-time trigger. Run control.
+    checkpoint_every_secs: float = 300.0
+    keep_checkpoints: int = 3  # keep the newest N checkpoints (orbax max_to_keep); run control
+    preview_every: int = 1_000  # steps between preview grids previews/fakes_NNNNNN.png; run control
+    n_preview: int = 16  # samples per preview grid (fixed latents, drawn once from the seed)
+    tensorboard: bool = True  # also write TensorBoard events when a writer is importable; run control
+    # Evaluate sample quality every N steps (0 = off): generated samples against a held-out half
+    # of the training data (specgan_jax.evaluation), "eval/<metric>" rows in metrics.jsonl and
+    # TensorBoard, and the checkpoint with the best eval_metric kept in
+    # checkpoints_best_<metric>/. Uses its own random numbers: training is unchanged. Run control.
+    eval_every: int = 0
+    # The metric that picks the best checkpoint: lower is better, except inception_score (higher;
+    # needs data with classes). Run control.
+    eval_metric: Literal["fd", "kid", "ndb", "mean_rms", "std_rms", "inception_score"] = "fd"
+    eval_n: int = 0  # generated samples per evaluation; 0 = the held-out split's size; run control
+
+    # Fields that may differ between a run directory's config.json and a resumed invocation.
+    RUN_CONTROL = (
+        "steps", "steps_per_call", "loop", "log_every", "checkpoint_every", "checkpoint_every_secs",
+        "keep_checkpoints", "preview_every", "tensorboard", "eval_every", "eval_metric", "eval_n",
+    )
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "steps_per_call", "log_every", "checkpoint_every",
+                     "keep_checkpoints", "preview_every", "n_preview"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1; got {getattr(self, name)}")
+        if self.checkpoint_every_secs < 0:
+            raise ValueError("train.checkpoint_every_secs must be >= 0 (0 disables it)")
+        check_choice("train.loop", self.loop, ("auto", "scan", "python"))
+        check_choice("train.eval_metric", self.eval_metric, EVAL_METRICS)
+        if self.eval_every < 0 or self.eval_n < 0:
+            raise ValueError("train.eval_every and train.eval_n must be >= 0 (0: off / auto)")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the CSV spectrograms are and how to read them (specgan_jax.data).
+
+    A CSV is one spectrogram, no header, comma-separated. By default rows = frequency bins
+    (row 0 = lowest) and columns = time frames, 128 x 128 (README, "Your data").
+    """
+
+    # Folder of *.csv files (one class, named after the folder), or a folder of class
+    # subfolders each holding *.csv files (label = subfolder name, classes sorted).
+    # None (and no file_list): the training CLI uses the procedural demo dataset.
+    path: Optional[str] = None
+    # Text file listing CSV paths, one per line, optionally "PATH<TAB>CLASS"; relative paths
+    # are relative to the list file's folder; blank lines and lines starting with # ignored.
+    # Used instead of `path` (set one of them).
+    file_list: Optional[str] = None
+    # "freq_rows": CSV rows are frequency bins (the usual layout); "time_rows": rows are time
+    # frames, the file is transposed on load.
+    orientation: Literal["freq_rows", "time_rows"] = "freq_rows"
+    n_freq: int = 128  # expected frequency bins per spectrogram (the generator makes 128)
+    n_time: int = 128  # expected time frames per spectrogram
+    # What to do with a file of another size: "error" (default: a clear error naming the file)
+    # or "crop_pad": keep the lowest n_freq bins / first n_time frames and pad missing ones
+    # at the high-frequency / late end by repeating the last row / column (edge padding; a
+    # constant 0 would be a meaningful value in log units).
+    shape_policy: Literal["error", "crop_pad"] = "error"
+    # A malformed file: "error" stops with a message naming it; "skip" leaves it out and
+    # reports it (Dataset.skipped, and the CLI prints the list).
+    on_bad_file: Literal["error", "skip"] = "error"
+    # log(x + log_eps) before the per-frequency moments, for linear-magnitude data
+    # (train_specgan.py uses log(|X| + 1e-6)); generated output is mapped back with exp - eps.
+    log_transform: bool = False
+    log_eps: float = 1e-6
+    # Per-frequency std floor, RELATIVE to the median per-frequency std (scale-free, so it
+    # works for log and linear units alike): a (nearly) constant bin gets
+    # std = std_floor * median(std) instead of ~1e-15, and a warning names the bins
+    # (README, "The seed's bugs, fixed", item 7: the seed's +1e-8 blew such a bin up to 1e15).
+    std_floor: float = 1e-3
+    # Folder of the parsed-data cache (one float32 .npy + JSON manifest per data source);
+    # None: $XDG_CACHE_HOME/specgan_jax or ~/.cache/specgan_jax.
+    cache_dir: Optional[str] = None
+    use_cache: bool = True  # False: always parse, write no cache
+    workers: int = 0  # parser processes; 0 = os.cpu_count()
+    # dtype of the normalised dataset held on the device; "bfloat16" halves its memory
+    # (values in [-1, 1] keep ~3 significant digits); batches are float32 either way.
+    storage_dtype: Literal["float32", "bfloat16"] = "float32"
+
+    def __post_init__(self):
+        check_choice("data.orientation", self.orientation, ("freq_rows", "time_rows"))
+        check_choice("data.shape_policy", self.shape_policy, ("error", "crop_pad"))
+        check_choice("data.on_bad_file", self.on_bad_file, ("error", "skip"))
+        check_choice("data.storage_dtype", self.storage_dtype, ("float32", "bfloat16"))
+        if self.path is not None and self.file_list is not None:
+            raise ValueError("set data.path or data.file_list, not both")
+        if self.n_freq < 1 or self.n_time < 1:
+            raise ValueError("data.n_freq and data.n_time must be positive")
+        if not self.log_eps > 0:
+            raise ValueError(f"data.log_eps must be > 0; got {self.log_eps}")
+        if not 0 <= self.std_floor < 1:
+            raise ValueError(f"data.std_floor must be in [0, 1); got {self.std_floor}")
+        if self.workers < 0:
+            raise ValueError("data.workers must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Per-sample augmentations of real batches, applied inside the jitted step in the
+    normalised domain (specgan_jax.data.augment). Each has a probability (per sample) and a
+    strength; all are off except the temporal shift the seed recommends (roll by up to ±30
+    frames, seed §7, after the original's slice_randomize_offset). Order: stretch, shift,
+    frequency mask, time mask, noise, then a clip to [-1, 1] (the range of real data and of G).
+    """
+
+    shift_prob: float = 1.0  # probability of a temporal shift
+    shift_max: int = 30  # shift ~ U{-shift_max, ..., shift_max} frames (0 = off)
+    # "roll": wrap around (the seed's np.roll); "pad": frames shifted out are lost and the
+    # gap is filled with 0 (= the per-frequency mean in the normalised domain).
+    shift_mode: Literal["roll", "pad"] = "roll"
+    noise_prob: float = 0.0  # probability of additive Gaussian noise
+    noise_std: float = 0.05  # its std, in normalised units (the seed's 0.05 was in raw units)
+    freq_mask_prob: float = 0.0  # SpecAugment frequency mask (Park et al. 2019)
+    freq_mask_max: int = 10  # mask width ~ U{0, ..., freq_mask_max} bins, filled with 0
+    time_mask_prob: float = 0.0  # SpecAugment time mask
+    time_mask_max: int = 10  # mask width ~ U{0, ..., time_mask_max} frames, filled with 0
+    stretch_prob: float = 0.0  # time stretch (resample the time axis, centre crop/pad)
+    stretch_min: float = 0.9  # stretch rate ~ U(stretch_min, stretch_max) (seed: 0.9-1.1)
+    stretch_max: float = 1.1
+
+    def __post_init__(self):
+        for name in ("shift_prob", "noise_prob", "freq_mask_prob", "time_mask_prob",
+                     "stretch_prob"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"augment.{name} must be in [0, 1]; got {v}")
+        check_choice("augment.shift_mode", self.shift_mode, ("roll", "pad"))
+        for name in ("shift_max", "freq_mask_max", "time_mask_max"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"augment.{name} must be >= 0")
+        if not self.noise_std >= 0:
+            raise ValueError("augment.noise_std must be >= 0")
+        if not 0 < self.stretch_min <= self.stretch_max:
+            raise ValueError("augment.stretch_min/stretch_max must satisfy 0 < min <= max")
