@@ -12,7 +12,7 @@ from parity_tests.helpers import (TOL, PreActivations, assert_kink_margin, jax_v
                                   move_off_kinks, nchw, rel_err, torch_models, tree_rel_err)
 from specgan_jax.engine import convert, losses
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
-from specgan_jax.engine.step import Draws, TrainState, make_train_fns
+from specgan_jax.engine.step import Draws, TrainState, make_train_fns, upgrade_state
 from specgan_torch_ref.train_step import make_optimizer, train_iteration
 
 B, N_CRITIC = 4, 5
@@ -65,10 +65,10 @@ class Pair:
         self.optG, self.optD = reference_optimizers(lcfg, self.tg, self.td)
         ocfg = OptimConfig()
         g_tx, d_tx = losses.make_optimizers(lcfg, ocfg)
-        self.state = TrainState(
+        self.state = upgrade_state(TrainState(  # + the EMA and ADA fields (not compared)
             step=np.zeros((), np.int32), g_params=g_vars["params"],
             g_batch_stats=g_vars.get("batch_stats", {}), d_params=d_vars["params"],
-            g_opt_state=g_tx.init(g_vars["params"]), d_opt_state=d_tx.init(d_vars["params"]))
+            g_opt_state=g_tx.init(g_vars["params"]), d_opt_state=d_tx.init(d_vars["params"])))
         self.fns = make_train_fns(mcfg, lcfg, ocfg, B)
 
     def _move_off_kinks(self, d):

@@ -26,8 +26,9 @@ def expected():
         return {k: z[k] for k in z.files}
 
 
-def generate_subsampled(run_dir):
-    run = LoadedRun(run_dir)
+def generate_subsampled(run_dir, raw=True):
+    # raw: the old code had no EMA; its numbers are those of the trained weights
+    run = LoadedRun(run_dir, raw=raw)
     z = latents(0, np.arange(5), run.config.model.latent_dim, run.config.loss.latent_dist)
     return run.step, run.generate(z, batch_size=2)[:, ::8, ::8]
 
@@ -36,6 +37,9 @@ def test_old_run_directory_loads_and_generates_the_same_samples(expected):
     step, x = generate_subsampled(RUN_V0)
     assert step == 2
     np.testing.assert_allclose(x, expected["step2"], rtol=0, atol=ATOL)
+    # a checkpoint without an EMA loads with the EMA equal to the trained weights
+    _, x_ema = generate_subsampled(RUN_V0, raw=False)
+    np.testing.assert_array_equal(x_ema, x)
 
 
 def test_old_run_directory_resumes_to_the_old_codes_numbers(tmp_path, expected):

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint folder inside RUN_DIR [default: checkpoints]")
     p.add_argument("--fakes", default=None, metavar="DIR",
                    help="evaluate this folder of generated CSVs instead of a checkpoint")
+    p.add_argument("--raw", action="store_true",
+                   help="evaluate the trained weights, not their moving average (the default)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     flags.add_config_flags(p, _EvalFlags, {"n": "eval.n", "seed": "eval.seed"})
     return p
@@ -82,7 +84,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         result = evaluate_run(args.run_dir, args.real, cfg, out=args.out, step=args.step,
                               fakes=args.fakes, checkpoint_dir=args.checkpoint_dir,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, raw=args.raw)
     except SpecganError as e:
         print(f"error: {e}", file=sys.stderr)
         return flags.finish(1, argv)

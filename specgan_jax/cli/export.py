@@ -31,9 +31,11 @@ def export_main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--out", required=True, help="output .pt file (a .json sidecar is written too)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step [default: latest]")
+    p.add_argument("--raw", action="store_true",
+                   help="export the trained weights, not their moving average (the default)")
     args = p.parse_args(argv)
     try:
-        side = export_generator(args.run_dir, args.out, args.step)
+        side = export_generator(args.run_dir, args.out, args.step, raw=args.raw)
     except SpecganError as e:
         print(f"error: {e}", file=sys.stderr)
         return flags.finish(1, argv)

@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", default="checkpoints", metavar="NAME",
                    help="checkpoint folder inside RUN_DIR, e.g. checkpoints_best_fd (the best "
                         "checkpoint kept by --train.eval_every) [default: checkpoints]")
+    p.add_argument("--raw", action="store_true",
+                   help="sample from the trained weights instead of their exponential moving "
+                        "average (the EMA is the default; runs saved before it existed have "
+                        "only the trained weights)")
     p.add_argument("--interpolate", action="store_true",
                    help="n samples on the line from sample 0 to sample 1 of the seed")
     p.add_argument("--batch-size", type=int, default=64,
@@ -105,7 +109,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("error: --n and --batch-size must be >= 1, --start >= 0", file=sys.stderr)
         return flags.finish(2, argv)
     try:
-        run = LoadedRun(args.run_dir, step=args.step, checkpoint_dir=args.checkpoint_dir)
+        run = LoadedRun(args.run_dir, step=args.step, checkpoint_dir=args.checkpoint_dir,
+                        raw=args.raw)
         mc, lc = run.config.model, run.config.loss
         if args.interpolate:
             z = interpolation_latents(args.seed, args.n, mc.latent_dim, lc.latent_dist)

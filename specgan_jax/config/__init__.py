@@ -15,10 +15,11 @@ import dataclasses
 from specgan_jax.config.checks import EVAL_METRICS, LOSSES, check_choice
 from specgan_jax.config.launch import DistributedConfig, EvalConfig, LaunchConfig
 from specgan_jax.config.model import LossConfig, ModelConfig, OptimConfig
+from specgan_jax.config.small_data import DiffAugConfig, EMAConfig
 from specgan_jax.config.train import AugmentConfig, DataConfig, TrainConfig
 
 __all__ = ["AugmentConfig", "Config", "DataConfig", "DistributedConfig", "DEMO_PRESET",
-           "EVAL_METRICS", "EvalConfig", "LOSSES", "LaunchConfig", "LossConfig", "ModelConfig",
+           "DiffAugConfig", "EMAConfig", "EVAL_METRICS", "EvalConfig", "LOSSES", "LaunchConfig", "LossConfig", "ModelConfig",
            "OptimConfig", "TrainConfig", "check_choice"]
 
 
@@ -35,6 +36,8 @@ class Config:
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    diffaug: DiffAugConfig = dataclasses.field(default_factory=DiffAugConfig)
+    ema: EMAConfig = dataclasses.field(default_factory=EMAConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
 DEMO_PRESET = {

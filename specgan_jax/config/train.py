@@ -47,11 +47,15 @@ class TrainConfig:
     # needs data with classes). Run control.
     eval_metric: Literal["fd", "kid", "ndb", "mean_rms", "std_rms", "inception_score"] = "fd"
     eval_n: int = 0  # generated samples per evaluation; 0 = the held-out split's size; run control
+    # Stop when this many evaluations in a row brought no new best eval_metric (0: never); the
+    # reason is printed and written to the run (stopped.json). Needs eval_every. Run control.
+    stop_after_no_improvement: int = 0
 
     # Fields that may differ between a run directory's config.json and a resumed invocation.
     RUN_CONTROL = (
         "steps", "steps_per_call", "loop", "log_every", "checkpoint_every", "checkpoint_every_secs",
         "keep_checkpoints", "preview_every", "tensorboard", "eval_every", "eval_metric", "eval_n",
+        "stop_after_no_improvement",
     )
 
     def __post_init__(self):
@@ -63,8 +67,12 @@ class TrainConfig:
             raise ValueError("train.checkpoint_every_secs must be >= 0 (0 disables it)")
         check_choice("train.loop", self.loop, ("auto", "scan", "python"))
         check_choice("train.eval_metric", self.eval_metric, EVAL_METRICS)
-        if self.eval_every < 0 or self.eval_n < 0:
-            raise ValueError("train.eval_every and train.eval_n must be >= 0 (0: off / auto)")
+        if self.eval_every < 0 or self.eval_n < 0 or self.stop_after_no_improvement < 0:
+            raise ValueError("train.eval_every, train.eval_n and train.stop_after_no_improvement "
+                             "must be >= 0 (0: off / auto)")
+        if self.stop_after_no_improvement and not self.eval_every:
+            raise ValueError("train.stop_after_no_improvement needs periodic evaluation: set "
+                             "train.eval_every too")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from specgan_jax.config import LossConfig, OptimConfig
+from specgan_jax.engine.small_data import ada_signal
 
 DApply = Callable[[dict, jax.Array], jax.Array]
 
@@ -57,7 +58,7 @@ def d_loss(cfg: LossConfig, d_apply: DApply, d_params, real, fake, alpha, label_
            per_example_gp: bool):
     """Critic loss and its parts. real, fake [B,F,T,1]; alpha [B]; label_u [2,B] in [0,1).
 
-    Returns (loss, aux) with aux = {gp, wasserstein, d_real, d_fake}. `fake` must already be
+    Returns (loss, aux) with aux = {gp, wasserstein, ada_rt (small_data.ada_signal)}. `fake` must already be
     stop-gradient'ed by the caller when only D is trained.
     """
     if per_example_gp:
@@ -92,7 +93,8 @@ def d_loss(cfg: LossConfig, d_apply: DApply, d_params, real, fake, alpha, label_
         loss = (jnp.mean(jnp.square(d_real - 1.0)) + jnp.mean(jnp.square(d_fake))) / 2.0
     else:  # pragma: no cover - LossConfig validates the name
         raise ValueError(cfg.loss)
-    aux = {"gp": gp, "wasserstein": jnp.mean(d_real) - jnp.mean(d_fake)}
+    aux = {"gp": gp, "wasserstein": jnp.mean(d_real) - jnp.mean(d_fake),
+           "ada_rt": ada_signal(cfg.loss, d_real, d_fake)}
     return loss, aux
 
 

@@ -30,10 +30,13 @@ import optax
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+import numpy as np
+
 from specgan_jax.engine import losses
-from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
+from specgan_jax.config import DiffAugConfig, EMAConfig, LossConfig, ModelConfig, OptimConfig
 from specgan_jax.engine.layers import BN_MOMENTS, BatchNorm, advance_running_stats
 from specgan_jax.engine.models import Discriminator, Generator, init_models, resolve_impl
+from specgan_jax.engine.small_data import ada_adjust, diff_augment, ema_beta, ema_update
 
 Sampler = Callable[[Any, jax.Array, int, int], jax.Array]
 
@@ -46,6 +49,11 @@ class TrainState:
     d_params: Any
     g_opt_state: Any
     d_opt_state: Any
+    # Exponential moving average of g_params (engine.small_data; equal to g_params when the
+    # EMA is off). Sampled from by default; the parity suite compares g_params.
+    g_ema: Any = None
+    aug_p: Any = None  # float32 scalar: DiffAugment's strength p (adapted by ADA)
+    ada_acc: Any = None  # float32 [2]: sum of r_t and number of critic updates since p moved
 
 
 @flax.struct.dataclass
@@ -57,6 +65,9 @@ class Draws:
     alpha: jax.Array  # [n_critic, B] GP interpolation coefficients, U[0, 1)
     label_u: jax.Array  # [n_critic, 2, B] U[0, 1) for dcgan label smoothing (unused otherwise)
     z_g: jax.Array  # [B, latent] latents for the generator update
+    # PRNG key of the DiffAugment draws (n_critic critic updates + the G update); None when
+    # DiffAugment is off (the parity suite's Draws have none).
+    k_aug: Optional[jax.Array] = None
 
 
 def sample_latents(key, n: int, latent_dim: int, dist: str = "uniform"):
@@ -67,7 +78,8 @@ def sample_latents(key, n: int, latent_dim: int, dist: str = "uniform"):
 
 
 def create_train_state(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: OptimConfig,
-                       key: jax.Array) -> TrainState:
+                       key: jax.Array, aug_p: float = 0.0) -> TrainState:
+    """The initial state; aug_p: DiffAugment's starting strength (DiffAugConfig.strength)."""
     g_vars, d_vars = init_models(model_cfg, key)
     g_tx, d_tx = losses.make_optimizers(loss_cfg, optim_cfg)
     return TrainState(
@@ -77,7 +89,18 @@ def create_train_state(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: 
         d_params=d_vars["params"],
         g_opt_state=g_tx.init(g_vars["params"]),
         d_opt_state=d_tx.init(d_vars["params"]),
+        g_ema=jax.tree.map(jnp.copy, g_vars["params"]),
+        aug_p=jnp.asarray(aug_p, jnp.float32),
+        ada_acc=jnp.zeros((2,), jnp.float32),
     )
+
+
+def upgrade_state(state: TrainState, aug_p: float = 0.0) -> TrainState:
+    """A TrainState restored from a checkpoint written before the EMA and ADA fields existed:
+    the EMA starts at the trained weights, p at its configured start."""
+    return state.replace(g_ema=jax.tree.map(jnp.copy, state.g_params),
+                         aug_p=jnp.asarray(aug_p, jnp.float32),
+                         ada_acc=jnp.zeros((2,), jnp.float32))
 
 
 def _g_vars(params, batch_stats):
@@ -107,8 +130,9 @@ class TrainFns(NamedTuple):
 
 def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: OptimConfig,
                    batch_size: int, sampler: Optional[Sampler] = None,
-                   unroll_critic: Optional[bool] = None, mesh: Optional[Mesh] = None
-                   ) -> TrainFns:
+                   unroll_critic: Optional[bool] = None, mesh: Optional[Mesh] = None,
+                   ema_cfg: EMAConfig = EMAConfig(), diffaug_cfg: DiffAugConfig = DiffAugConfig(),
+                   gain_scale: Optional[np.ndarray] = None) -> TrainFns:
     """Build the jitted training functions.
 
     unroll_critic: unroll the lax.scan over critic updates (same program semantics, the loop
@@ -119,6 +143,9 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
       state and metrics are returned replicated (pass the state and the dataset already on the
       mesh: replicated, and sharded along N). batch_size must be divisible by the size of the
       "data" axis. None: no sharding annotations at all (the single-device program).
+    ema_cfg, diffaug_cfg, gain_scale: the generator EMA, DiffAugment and ADA
+      (engine.small_data); gain_scale [F] maps DiffAugment's gain draw to normalised units
+      (small_data.gain_scale_from_std of the data's moments).
     """
     if mesh is not None:
         n_data = mesh.shape["data"]  # KeyError: a mesh without a "data" axis
@@ -137,6 +164,10 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
     if unroll_critic is None:
         unroll_critic = jax.default_backend() == "cpu"
     has_bs = model_cfg.use_batchnorm
+    augment = diffaug_cfg.enabled
+
+    def aug(x, key, p):
+        return diff_augment(x, key, p, diffaug_cfg, gain_scale) if augment else x
 
     def d_apply(p, x):
         return disc.apply({"params": p}, x)
@@ -170,9 +201,12 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         fakes, moments = jax.vmap(one)(z_d)
         return fakes, advance_running_stats(batch_stats, moments, BatchNorm.momentum)
 
-    def critic_update(carry, xs):
+    def critic_update(carry, xs, p):
         d_params, d_opt = carry
-        real, fake, alpha, label_u = xs
+        real, fake, alpha, label_u = xs[:4]
+        if augment:  # T(real), T(fake); the GP's interpolates lie between them (small_data)
+            k_real, k_fake = jax.random.split(xs[4])
+            real, fake = aug(real, k_real, p), aug(fake, k_fake, p)
         (loss, aux), grads = jax.value_and_grad(losses.d_loss, argnums=2, has_aux=True)(
             loss_cfg, d_apply, d_params, real, fake, alpha, label_u, per_example_gp)
         updates, d_opt = d_tx.update(grads, d_opt, d_params)
@@ -185,17 +219,41 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
     def iteration(state: TrainState, draws: Draws):
         fakes, g_bs = critic_fakes(state.g_params, state.g_batch_stats, draws.z_d)
         fakes = lax.stop_gradient(fakes)
+        p = state.aug_p
         xs = (draws.real, fakes, draws.alpha, draws.label_u)
-        (d_params, d_opt), dm = lax.scan(critic_update, (state.d_params, state.d_opt_state), xs,
+        if augment:
+            if draws.k_aug is None:
+                raise ValueError("DiffAugment is on: Draws.k_aug must be given")
+            k_critic = jax.random.split(draws.k_aug, n_critic + 1)
+            xs, k_g = xs + (k_critic[:n_critic],), k_critic[n_critic]
+        (d_params, d_opt), dm = lax.scan(lambda c, x: critic_update(c, x, p),
+                                         (state.d_params, state.d_opt_state), xs,
                                          unroll=n_critic if unroll_critic else 1)
 
         def g_objective(g_params):
             fake, new_bs = g_train(g_params, g_bs, draws.z_g)
-            return losses.g_loss(loss_cfg, d_apply(d_params, fake)), new_bs
+            # what the training-health summary reads (training/health.py)
+            stats = {"fake_mean": jnp.mean(fake), "fake_std": jnp.std(fake),
+                     "fake_batch_std": jnp.mean(jnp.std(fake, axis=0))}
+            if augment:
+                fake = aug(fake, k_g, p)
+            return losses.g_loss(loss_cfg, d_apply(d_params, fake)), (new_bs, stats)
 
-        (gl, g_bs), g_grads = jax.value_and_grad(g_objective, has_aux=True)(state.g_params)
+        (gl, (g_bs, g_stats)), g_grads = jax.value_and_grad(g_objective, has_aux=True)(
+            state.g_params)
         updates, g_opt = g_tx.update(g_grads, state.g_opt_state, state.g_params)
         g_params = optax.apply_updates(state.g_params, updates)
+        g_ema = ema_update(state.g_ema, g_params, ema_beta(state.step, batch_size, ema_cfg))
+        # ADA: r_t averaged over the critic updates since p last moved, p adjusted every
+        # ada_interval steps (inside the step, so a resumed run adapts exactly as an
+        # uninterrupted one).
+        ada_acc = state.ada_acc + jnp.stack([jnp.sum(dm["ada_rt"]), jnp.float32(n_critic)])
+        new_p = p
+        if diffaug_cfg.ada:
+            due = (state.step + 1) % diffaug_cfg.ada_interval == 0
+            new_p = jnp.where(due, ada_adjust(p, ada_acc[0] / ada_acc[1], diffaug_cfg,
+                                              batch_size), p)
+            ada_acc = jnp.where(due, jnp.zeros_like(ada_acc), ada_acc)
         last = jax.tree_util.tree_map(lambda v: v[-1], dm)  # the last critic update's numbers
         finite = jnp.isfinite(gl) & jnp.all(jnp.isfinite(dm["d_loss"]))
         metrics = {
@@ -203,9 +261,14 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
             "g_loss": gl,
             "g_grad_norm": optax.tree.norm(g_grads),
             "nonfinite": (~finite).astype(jnp.float32),  # 1.0: a loss was NaN/inf this step
+            "ada_rt": jnp.mean(dm["ada_rt"]),  # the critic's overfitting signal (small_data)
+            "aug_p": p,  # DiffAugment's strength during this step
+            **jax.lax.stop_gradient(g_stats),
+            "real_batch_std": jnp.mean(jnp.std(draws.real[-1], axis=0)),
         }
         new_state = TrainState(step=state.step + 1, g_params=g_params, g_batch_stats=g_bs,
-                               d_params=d_params, g_opt_state=g_opt, d_opt_state=d_opt)
+                               d_params=d_params, g_opt_state=g_opt, d_opt_state=d_opt,
+                               g_ema=g_ema, aug_p=new_p, ada_acc=ada_acc)
         return new_state, metrics
 
     def shard_draws(d: Draws) -> Draws:
@@ -218,7 +281,7 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
             return lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
 
         return Draws(real=split(d.real, 1), z_d=split(d.z_d, 1), alpha=split(d.alpha, 1),
-                     label_u=split(d.label_u, 2), z_g=split(d.z_g, 0))
+                     label_u=split(d.label_u, 2), z_g=split(d.z_g, 0), k_aug=d.k_aug)
 
     def draws(data, key, step) -> Draws:
         if sampler is None:
@@ -234,6 +297,8 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
             alpha=jax.random.uniform(k_alpha, (n_critic, b), jnp.float32),
             label_u=jax.random.uniform(k_label, (n_critic, 2, b), jnp.float32),
             z_g=sample_latents(k_zg, b, latent, loss_cfg.latent_dist),
+            # a sixth stream folded in, so the five draws above (and old runs) are unchanged
+            k_aug=jax.random.fold_in(k, 5) if augment else None,
         ))
 
     def step(state, data, key):

@@ -91,7 +91,7 @@ class PeriodicEval:
         """Evaluate the generator of `state` at `step`, keep it if best -> metrics row."""
         t0 = time.monotonic()
         ev = self.evaluator.evaluate(generate_batched(
-            self.gen_fn, state.g_params, state.g_batch_stats, self.z, self.batch))
+            self.gen_fn, state.g_ema, state.g_batch_stats, self.z, self.batch))
         score = float(ev.metrics[self.metric]["generated"])
         lower = LOWER_IS_BETTER[self.metric]
         if self.best_score is None or (score < self.best_score if lower

@@ -169,10 +169,11 @@ def _fmt(v) -> str:
 
 def evaluate_run(run_dir: str, real: str, cfg: EvalConfig, *, out: Optional[str] = None,
                  step: Optional[int] = None, fakes: Optional[str] = None,
-                 checkpoint_dir: str = "checkpoints", progress: bool = False,
+                 checkpoint_dir: str = "checkpoints", progress: bool = False, raw: bool = False,
                  log: Callable[[str], None] = _print) -> dict:
     """Evaluate a run's generator (or a folder of its generated CSVs) against real data.
 
+    raw: evaluate the trained weights instead of their moving average (the default).
     Writes <out>/eval.json and <out>/eval_report.png (out default: <run_dir>/eval) and returns
     the eval.json content. Raises a SpecganError (specgan_jax.errors) on bad input.
     """
@@ -180,7 +181,7 @@ def evaluate_run(run_dir: str, real: str, cfg: EvalConfig, *, out: Optional[str]
     config, moments = load_basics(run_dir)
     run = None
     if fakes is None:  # fail on a missing checkpoint before the slow real-data work
-        run = LoadedRun(run_dir, step=step, checkpoint_dir=checkpoint_dir)
+        run = LoadedRun(run_dir, step=step, checkpoint_dir=checkpoint_dir, raw=raw)
     if real == "demo":
         splits = real_from_demo(config, moments, cfg)
     else:
@@ -195,7 +196,8 @@ def evaluate_run(run_dir: str, real: str, cfg: EvalConfig, *, out: Optional[str]
         z = latents(cfg.seed, np.arange(n), config.model.latent_dim, config.loss.latent_dist)
         gen = run.generate_normalized(z)
         gen_source = (f"{os.path.join(os.path.abspath(run_dir), checkpoint_dir)} step "
-                      f"{run.step}, latents of seed {cfg.seed}, samples 0..{n - 1}")
+                      f"{run.step} ({'trained' if raw else 'EMA'} weights), latents of seed "
+                      f"{cfg.seed}, samples 0..{n - 1}")
         gen_step = int(run.step)
     log(f"generated: {len(gen)} spectrograms from {gen_source}")
     evaluator = Evaluator(splits, cfg, moments, cache_dir=os.path.join(run_dir, "eval"), log=log)

@@ -100,11 +100,13 @@ class Checkpointer:
         self._last_save_time = time.monotonic()
         return True
 
-    def restore(self, target, step: Optional[int] = None) -> Restored:
+    def restore(self, target, step: Optional[int] = None, legacy=None) -> Restored:
         """Restore checkpoint `step`, or the newest readable one when `step` is None.
 
         target: a pytree of arrays or ShapeDtypeStructs of the saved structure; restored arrays
           take its dtypes and shardings.
+        legacy: the structure older code saved (e.g. the TrainState without the fields added
+          since), tried when a checkpoint does not read as `target`; the caller fills the rest.
         Raises CheckpointError if there is no (readable) checkpoint or `step` does not exist.
         """
         self.wait()
@@ -115,11 +117,11 @@ class Checkpointer:
             if step not in steps:
                 raise CheckpointError(f"no checkpoint for step {step} in {self.directory}; "
                                       f"available: {', '.join(map(str, steps))}")
-            return self._restore_one(target, step)
+            return self._restore_either(target, legacy, step)
         errors = []
         for s in reversed(steps):
             try:
-                restored = self._restore_one(target, s)
+                restored = self._restore_either(target, legacy, s)
             except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: try the older one
                 errors.append(f"step {s}: {type(e).__name__}: {e}")
                 warnings.warn(f"checkpoint {os.path.join(self.directory, str(s))} is unreadable "
@@ -128,6 +130,14 @@ class Checkpointer:
             return restored
         raise CheckpointError(f"no readable checkpoint in {self.directory}:\n  "
                               + "\n  ".join(errors))
+
+    def _restore_either(self, target, legacy, step: int) -> Restored:
+        try:
+            return self._restore_one(target, step)
+        except Exception:  # noqa: BLE001 - another structure: try the legacy one, else re-raise
+            if legacy is None:
+                raise
+            return self._restore_one(legacy, step)
 
     def _restore_one(self, target, step: int) -> Restored:
         abstract = abstract_like(target)

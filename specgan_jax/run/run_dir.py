@@ -9,12 +9,14 @@
     metrics.jsonl   one row every train.log_every steps (and "eval/*" rows every train.eval_every)
     checkpoints_best_<metric>/  the best checkpoint by train.eval_metric (when eval_every > 0)
     tensorboard/    event files, only when a TensorBoard writer is importable
+    stopped.json    why training stopped early (train.stop_after_no_improvement), if it did
 
 docs/run-directory.md describes each file and what a resume requires of it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
@@ -31,15 +33,16 @@ from specgan_jax.config_json import (config_from_dict, config_json_text, config_
 from specgan_jax.data.moments import Moments
 from specgan_jax.data.normalize import denormalize
 from specgan_jax.engine.sampling import generate_batched, make_generate_fn
-from specgan_jax.engine.step import create_train_state
+from specgan_jax.engine.step import create_train_state, upgrade_state
 from specgan_jax.errors import RunDirError, RunWriteError
-from specgan_jax.run.checkpoint import Checkpointer
+from specgan_jax.run.checkpoint import Checkpointer, Restored
 
 CONFIG = "config.json"
 MOMENTS = "moments.npz"
 LABELS = "labels.json"
 CHECKPOINTS = "checkpoints"
 PREVIEWS = "previews"
+STOPPED = "stopped.json"  # why training stopped early (train.stop_after_no_improvement)
 
 
 def best_checkpoints(metric: str) -> str:
@@ -119,6 +122,14 @@ def checkpoint_steps(workdir: str, sub: str = CHECKPOINTS) -> list[int]:
     return sorted(int(n) for n in names if n.isdigit())
 
 
+def write_stopped(workdir: str, step: int, reason: str, metric: str, best_step: int,
+                  best_score: float) -> None:
+    """stopped.json: the early stop's step and reason, and the best evaluation."""
+    atomic.write_text(os.path.join(workdir, STOPPED), json.dumps(
+        {"step": int(step), "reason": reason, "eval_metric": metric,
+         "best_step": int(best_step), "best_score": float(best_score)}, indent=2) + "\n")
+
+
 def write_failure(workdir: str, e: OSError) -> RunWriteError:
     """The user's error for an OSError raised while writing the run in `workdir`."""
     what = {errno.ENOSPC: "no space left on the device",
@@ -137,11 +148,29 @@ def write_failure(workdir: str, e: OSError) -> RunWriteError:
         "resumes from the last good checkpoint.")
 
 
+def restore_train_state(ckpt: Checkpointer, target, step: Optional[int] = None,
+                        aug_p: float = 0.0) -> Restored:
+    """The TrainState of checkpoint `step` (None: the newest readable one) on `target`'s
+    shardings. A checkpoint written before the generator EMA and ADA existed (no g_ema) is read
+    with that older structure and upgraded: the EMA starts at the trained weights."""
+    new_fields = ("g_ema", "aug_p", "ada_acc")
+    legacy = {f.name: getattr(target, f.name) for f in dataclasses.fields(target)
+              if f.name not in new_fields}  # orbax saved the TrainState as this dict
+    restored = ckpt.restore(target, step=step, legacy=legacy)
+    if isinstance(restored.state, dict):
+        up = upgrade_state(type(target)(**restored.state), aug_p)
+        restored.state = jax.tree.map(lambda x, t: jax.device_put(x, t.sharding), up, target)
+    return restored
+
+
 class LoadedRun:
-    """A run directory's generator, ready to sample: config, moments, G variables, step."""
+    """A run directory's generator, ready to sample: config, moments, G variables, step.
+
+    Samples come from the EMA of G's weights (engine.small_data), the trained weights with
+    raw=True; a run saved before the EMA existed has only the trained weights."""
 
     def __init__(self, run_dir: str, step: Optional[int] = None,
-                 checkpoint_dir: str = CHECKPOINTS):
+                 checkpoint_dir: str = CHECKPOINTS, raw: bool = False):
         self.config, self.moments = load_basics(run_dir)
         ckdir = os.path.join(run_dir, checkpoint_dir)
         if not os.path.isdir(ckdir):
@@ -154,12 +183,13 @@ class LoadedRun:
                                 abstract)
         ckpt = Checkpointer(ckdir, use_async=False)
         try:
-            restored = ckpt.restore(abstract, step=step)
+            restored = restore_train_state(ckpt, abstract, step=step)
         finally:
             ckpt.close()
         self.step = restored.step
         self.state = restored.state
-        self.g_params = restored.state.g_params
+        self.raw = raw
+        self.g_params = restored.state.g_params if raw else restored.state.g_ema
         self.g_batch_stats = restored.state.g_batch_stats
         self._gen = make_generate_fn(c.model)
 

@@ -51,10 +51,12 @@ def torch_kwargs(mc: ModelConfig) -> dict:
             "use_batchnorm": mc.use_batchnorm, "upsample": mc.upsample, "padding": mc.padding}
 
 
-def export_generator(run_dir: str, out: str, step: Optional[int] = None) -> dict:
-    """Write the run's generator as a torch state_dict to `out` (+ `out`.json). -> sidecar."""
+def export_generator(run_dir: str, out: str, step: Optional[int] = None,
+                     raw: bool = False) -> dict:
+    """Write the run's generator as a torch state_dict to `out` (+ `out`.json). -> sidecar.
+    The EMA weights (what generation samples from), the trained ones with raw=True."""
     torch = import_torch()
-    run = run_dir_lib.LoadedRun(run_dir, step=step)
+    run = run_dir_lib.LoadedRun(run_dir, step=step, raw=raw)
     g_vars = {"params": run.g_params}
     if run.config.model.use_batchnorm:
         g_vars["batch_stats"] = run.g_batch_stats
@@ -64,6 +66,7 @@ def export_generator(run_dir: str, out: str, step: Optional[int] = None) -> dict
         torch.save(sd, fh)
     side = {"class": "specgan_torch_ref.models.SpecGANGenerator",
             "kwargs": torch_kwargs(run.config.model), "step": run.step,
+            "weights": "trained (raw)" if raw else "EMA",
             "run_dir": os.path.abspath(run_dir), "latent_dist": run.config.loss.latent_dist,
             "moments": os.path.abspath(os.path.join(run_dir, run_dir_lib.MOMENTS))}
 
@@ -96,6 +99,7 @@ def import_generator(pt_path: str, moments_path: str, out_dir: str, config: Conf
     _, k_train, _ = run_keys(config.train.seed)
     state = state.replace(
         g_params=jax.tree.map(jax.numpy.asarray, g_vars["params"]),
+        g_ema=jax.tree.map(jax.numpy.asarray, g_vars["params"]),
         g_batch_stats=jax.tree.map(jax.numpy.asarray, g_vars.get("batch_stats", {})))
     ck = Checkpointer(os.path.join(out_dir, run_dir_lib.CHECKPOINTS), use_async=False)
     try:  # the same meta as training's checkpoints, so that fine-tuning resumes from it

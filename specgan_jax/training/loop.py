@@ -29,8 +29,10 @@ from tqdm.auto import tqdm
 from specgan_jax.config import Config
 from specgan_jax.errors import NonFiniteError
 from specgan_jax.run.checkpoint import key_to_json
+from specgan_jax.run import run_dir as run_dir_lib
 from specgan_jax.run.run_dir import write_failure
 from specgan_jax.training import distributed as dist_lib
+from specgan_jax.training.health import Health, should_stop
 from specgan_jax.training.setup import Run, setup_run
 from specgan_jax.training.signals import SignalFlag
 
@@ -45,6 +47,7 @@ class Outcome:
     state: object  # the final TrainState
     interrupted: Optional[int] = None  # the signal number if stopped by SIGINT/SIGTERM
     workdir: str = ""
+    stopped_early: Optional[str] = None  # the reason, when train.stop_after_no_improvement hit
 
 
 def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = None,
@@ -75,7 +78,10 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
         if e.filename is not None and not _inside(e.filename, workdir):
             raise  # not a write into the run directory
         raise write_failure(workdir, e) from e
-    if outcome.interrupted is not None:
+    if outcome.stopped_early is not None:
+        run.log(f"stopped early at step {outcome.step}: {outcome.stopped_early} (written to "
+                f"{os.path.join(workdir, run_dir_lib.STOPPED)})")
+    elif outcome.interrupted is not None:
         run.log(f"stopped by {signal.Signals(outcome.interrupted).name} at step {outcome.step}; "
                 "checkpoint saved. Re-run the same command to resume.")
     else:
@@ -92,6 +98,10 @@ def run_loop(run: Run, step_hook: Optional[Callable] = None) -> Outcome:
     use_scan = tc.loop == "scan" or (tc.loop == "auto" and jax.default_backend() != "cpu")
     t_start = time.monotonic()
     rate_from = (step, t_start)  # (step, time) the steps/s of the next log line counts from
+    health = Health()
+    if run.periodic is not None and should_stop(step, run.periodic.best_step, tc.eval_every,
+                                                tc.stop_after_no_improvement):
+        return _stop_early(run, state, step)  # a re-run of a run that already stopped
     bar = tqdm(total=tc.steps, initial=step, unit="step", dynamic_ncols=True,
                disable=not run.progress, smoothing=0.1)
     with contextlib.closing(bar), SignalFlag() as flag:
@@ -110,8 +120,10 @@ def run_loop(run: Run, step_hook: Optional[Callable] = None) -> Outcome:
             bar.set_postfix(d=f"{last_m['d_loss']:.3f}", g=f"{last_m['g_loss']:.3f}",
                             refresh=False)
             if step % tc.log_every == 0 or step == tc.steps:
+                health.observe(last_m)
                 run.metrics_log.write(step, last_m, elapsed=time.monotonic() - t_start)
-                line = _format_line(step, tc.steps, last_m, rate)
+                line = _format_line(step, tc.steps, last_m, rate,
+                                    show_p=run.config.diffaug.enabled) + " | " + health.summary()
                 rate_from = (step, now)
                 if run.progress:
                     bar.write(line)  # above the bar, which keeps its place
@@ -126,14 +138,33 @@ def run_loop(run: Run, step_hook: Optional[Callable] = None) -> Outcome:
             if save_now or stop:
                 run.ckpt.save(step, state, {"key": key_to_json(run.k_train)})
             if run.periodic is not None and step % tc.eval_every == 0:
-                run.metrics_log.write(step, run.periodic(state, step))
+                row = run.periodic(state, step)
+                health.observe_eval(row)
+                run.metrics_log.write(step, row)
                 rate_from = (step, time.monotonic())  # steps/s without the evaluation
+                if should_stop(step, run.periodic.best_step, tc.eval_every,
+                               tc.stop_after_no_improvement):
+                    if not (save_now or stop):  # the state to resume from is on disk
+                        run.ckpt.save(step, state, {"key": key_to_json(run.k_train)})
+                    return _stop_early(run, state, step)
             if stop:
                 # A process that got no signal stops because another one did (e.g. a
                 # cluster preempting one host): it reports SIGTERM, the usual such signal.
                 signum = flag.signum if flag.signum is not None else int(signal.SIGTERM)
                 return Outcome(step=step, state=state, interrupted=signum, workdir=run.workdir)
     return Outcome(step=step, state=state, workdir=run.workdir)
+
+
+def _stop_early(run: Run, state, step: int) -> Outcome:
+    """Early stopping: the reason, written to the run directory, and the outcome."""
+    tc, p = run.config.train, run.periodic
+    reason = (f"{tc.stop_after_no_improvement} evaluations without a better {p.metric} than "
+              f"{p.best_score:.4g} at step {p.best_step} (train.stop_after_no_improvement); "
+              f"the best checkpoint is in {run_dir_lib.best_checkpoints(p.metric)}/")
+    if dist_lib.is_main_process():
+        run_dir_lib.write_stopped(run.workdir, step, reason, p.metric, p.best_step,
+                                  p.best_score)
+    return Outcome(step=step, state=state, workdir=run.workdir, stopped_early=reason)
 
 
 def _inside(path, folder: str) -> bool:
@@ -179,8 +210,10 @@ def _check_finite(metrics: dict, start_step: int, last_checkpoint: Optional[int]
                     + " Lower the learning rates (--optim.g_lr/--optim.d_lr) or check the data.")
 
 
-def _format_line(step: int, total: int, m: dict, rate: float) -> str:
-    """Fixed-width log line (columns line up across the run)."""
+def _format_line(step: int, total: int, m: dict, rate: float, show_p: bool = False) -> str:
+    """Fixed-width log line (columns line up across the run); p: DiffAugment's strength."""
     return (f"step {step:>8d}/{total:<8d} | d_loss {m['d_loss']:>10.4f} | g_loss "
             f"{m['g_loss']:>10.4f} | gp {m.get('gp', float('nan')):>9.4f} | W "
-            f"{m.get('wasserstein', float('nan')):>9.4f} | {rate:>7.2f} steps/s")
+            f"{m.get('wasserstein', float('nan')):>9.4f} | "
+            + (f"p {m.get('aug_p', float('nan')):>5.3f} | " if show_p else "")
+            + f"{rate:>7.2f} steps/s")

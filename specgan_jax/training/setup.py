@@ -26,6 +26,7 @@ from specgan_jax.data.moments import Moments, compute_moments, moments_for
 from specgan_jax.data.normalize import denormalize
 from specgan_jax.engine.models import SPATIAL, resolve_impl
 from specgan_jax.engine.sampling import generate_batched, make_generate_fn, run_keys
+from specgan_jax.engine.small_data import gain_scale_from_std
 from specgan_jax.engine.step import (TrainFns, batch_divisibility_message, create_train_state,
                                      make_train_fns, sample_latents)
 from specgan_jax.errors import CheckpointError, ConfigError, RunDirError
@@ -103,12 +104,13 @@ def load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], Non
     return dataset, moments
 
 
-def _restore(ckpt: Checkpointer, state, k_train, log) -> tuple[object, Optional[int]]:
+def _restore(ckpt: Checkpointer, state, k_train, log, aug_p: float
+             ) -> tuple[object, Optional[int]]:
     """The latest checkpoint's state and step, checked against this run; (state, None) if
     there is none."""
     if ckpt.latest_step() is None:
         return state, None
-    restored = ckpt.restore(state)
+    restored = run_dir_lib.restore_train_state(ckpt, state, aug_p=aug_p)
     state, step = restored.state, int(restored.step)
     where = os.path.join(ckpt.directory, str(step))
     if int(state.step) != step:
@@ -139,7 +141,7 @@ def _preview_fn(config: Config, workdir: str, dataset: Dataset, moments: Moments
                               labels=names if len(dataset.class_names) > 1 else None)
 
     def save_preview(state, step: int) -> None:
-        fake = generate_batched(gen_fn, state.g_params, state.g_batch_stats, z, len(z))
+        fake = generate_batched(gen_fn, state.g_ema, state.g_batch_stats, z, len(z))
         if is_main:
             preview_lib.save_grid(os.path.join(folder, preview_lib.fakes_name(step)),
                                   denormalize(fake, moments), title=f"generated, step {step}",
@@ -179,10 +181,14 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
     k_init, k_train, k_preview = run_keys(tc.seed)
     # Initialised by one jitted call straight onto every device (replicated), not op by op on
     # device 0 and then copied (and, across processes, all-gathered to check it is equal).
+    aug_p = config.diffaug.strength
     state = jax.jit(functools.partial(create_train_state, config.model, config.loss,
-                                      config.optim), out_shardings=replicated)(k_init)
+                                      config.optim, aug_p=aug_p),
+                    out_shardings=replicated)(k_init)
     fns = make_train_fns(config.model, config.loss, config.optim, tc.batch_size,
-                         sampler_lib.make_sampler(config.augment), mesh=mesh)
+                         sampler_lib.make_sampler(config.augment), mesh=mesh,
+                         ema_cfg=config.ema, diffaug_cfg=config.diffaug,
+                         gain_scale=gain_scale_from_std(moments.std))
     ckpt = stack.enter_context(contextlib.closing(Checkpointer(
         os.path.join(workdir, run_dir_lib.CHECKPOINTS), keep=tc.keep_checkpoints,
         every_steps=tc.checkpoint_every, every_secs=tc.checkpoint_every_secs, use_async=False)))
@@ -190,7 +196,7 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
         MetricsLog(workdir, tensorboard=tc.tensorboard) if is_main else _NoMetricsLog()))
     if is_main and tc.tensorboard and metrics_log.tb is None:
         log("TensorBoard: no writer importable (pip install tensorboard); metrics.jsonl only")
-    state, step = _restore(ckpt, state, k_train, log)
+    state, step = _restore(ckpt, state, k_train, log, aug_p)
     if step is not None:
         metrics_log.truncate_after(step)
     elif resumed_dir:

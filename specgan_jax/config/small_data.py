@@ -1,0 +1,95 @@
+"""Beyond the original recipe, for small data sets: an exponential moving average of the
+generator's weights (on by default: it changes nothing about training), differentiable
+augmentation of everything the critic sees, and its adaptive strength (both off by default).
+What each one measured is in the README ("Small data sets")."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Optional
+
+from specgan_jax.config.checks import check_choice
+
+
+@dataclasses.dataclass(frozen=True)
+class EMAConfig:
+    """Exponential moving average of G's weights, sampled from by previews, generation, export
+    and evaluation (--raw: the trained weights). Karras et al. 2020, StyleGAN2-ADA's G_ema."""
+
+    # Half-life of the average in thousands of images seen by G (StyleGAN2-ADA's ema_kimg):
+    # decay per step = 0.5 ** (batch_size / (1000 kimg)). None: batch_size * 10 / 32, as
+    # StyleGAN2-ADA's automatic config. 0: no averaging (the EMA equals the trained weights).
+    kimg: Optional[float] = None
+    # Warm-up: the half-life is at most `rampup` x the images seen so far, so early weights are
+    # not averaged in for long (StyleGAN2-ADA's ema_rampup 0.05). 0: no warm-up.
+    rampup: float = 0.05
+
+    def __post_init__(self):
+        if self.kimg is not None and not self.kimg >= 0:
+            raise ValueError(f"ema.kimg must be >= 0 (0: off) or none (auto); got {self.kimg}")
+        if not self.rampup >= 0:
+            raise ValueError(f"ema.rampup must be >= 0 (0: no warm-up); got {self.rampup}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffAugConfig:
+    """Differentiable augmentation of the critic's inputs (DiffAugment, Zhao et al. 2020):
+    real, fake and gradient-penalty interpolates, in the critic's and the generator's loss,
+    each example drawn independently. Only transforms that keep a spectrogram's meaning: time
+    translation, time and frequency masks, a level (gain) shift, a small time stretch; never a
+    frequency shift or a flip. A transform is applied with probability strength x its own
+    probability below. With `ada`, the strength adapts (Karras et al. 2020)."""
+
+    # Overall probability p scaling every transform's probability (0 with ada off: no
+    # augmentation, the original recipe). With ada: the starting p.
+    strength: float = 0.0
+    time_shift: float = 1.0  # probability of a time translation
+    time_shift_max: float = 0.125  # by up to this fraction of the frames (DiffAugment: 1/8)
+    # "roll": wrap around; "pad": frames shifted out are lost, the gap is 0 (each bin's mean).
+    shift_mode: Literal["roll", "pad"] = "roll"
+    time_mask: float = 1.0  # probability of a time mask (SpecAugment, Park et al. 2019)
+    time_mask_max: float = 0.25  # mask width ~ U(0, this fraction of the frames), filled with 0
+    freq_mask: float = 1.0  # probability of a frequency mask
+    freq_mask_max: float = 0.25  # mask width ~ U(0, this fraction of the bins), filled with 0
+    gain: float = 1.0  # probability of a level shift: one constant added in the data's (log) units
+    # The shift ~ U(-gain_max, gain_max) x the median per-frequency std of the data (scale-free,
+    # as data.std_floor), added to every bin: normalised bin f moves by it / (3 std_f).
+    gain_max: float = 0.5
+    time_stretch: float = 0.0  # probability of a time stretch (resample, centre crop/pad)
+    time_stretch_max: float = 0.1  # rate ~ U(1 - this, 1 + this)
+    # Adaptive strength: p moves every ada_interval steps by +-(images in the interval) /
+    # (1000 ada_kimg), up when the critic's overfitting signal r_t is above ada_target.
+    ada: bool = False
+    # Target of r_t = E[sign(D(real) - c)], c the midpoint of the real and fake logits' means
+    # for a WGAN critic (0 for dcgan, 0.5 for lsgan): ADA's 0.6.
+    ada_target: float = 0.6
+    ada_interval: int = 4  # steps between adjustments of p (ADA: 4)
+    ada_kimg: float = 100.0  # thousands of images for p to move by 1 (ADA: 500, for long runs)
+    ada_max: float = 1.0  # upper bound of p
+
+    def __post_init__(self):
+        for name in ("strength", "time_shift", "time_mask", "freq_mask", "gain", "time_stretch",
+                     "ada_max"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"diffaug.{name} must be in [0, 1]; got {v}")
+        for name in ("time_shift_max", "time_mask_max", "freq_mask_max"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"diffaug.{name} is a fraction of the axis, in [0, 1]; got {v}")
+        if not 0.0 <= self.time_stretch_max < 1.0:
+            raise ValueError("diffaug.time_stretch_max must be in [0, 1)")
+        if not self.gain_max >= 0:
+            raise ValueError("diffaug.gain_max must be >= 0")
+        check_choice("diffaug.shift_mode", self.shift_mode, ("roll", "pad"))
+        if not 0.0 < self.ada_target < 1.0:
+            raise ValueError(f"diffaug.ada_target must be in (0, 1); got {self.ada_target}")
+        if self.ada_interval < 1 or not self.ada_kimg > 0:
+            raise ValueError("diffaug.ada_interval must be >= 1 and diffaug.ada_kimg > 0")
+        if self.strength > self.ada_max:
+            raise ValueError("diffaug.strength must be <= diffaug.ada_max")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the critic's inputs are augmented at all (else the step is the recipe's)."""
+        return self.ada or self.strength > 0

@@ -1,0 +1,135 @@
+"""Small-data remedies inside the jitted step: generator EMA, DiffAugment for spectrograms, and
+ADA's adaptive augmentation strength. Pure functions of arrays; the step wires them in.
+
+EMA (Karras et al. 2020, StyleGAN2-ADA training_loop.py):
+    ema_nimg_t = min(1000 kimg, rampup * t * B)        (t = generator steps done before this one)
+    beta_t     = 0.5 ** (B / max(ema_nimg_t, 1e-8))    (half-life: ema_nimg_t images)
+    ema_{t+1}  = params_{t+1} + beta_t (ema_t - params_{t+1})
+At t = 0 with a warm-up, beta = 0: the average starts at the first trained weights.
+
+DiffAugment (Zhao et al. 2020): the critic only ever sees T(x) for real, fake and the gradient
+penalty's interpolates (taken between T(real) and T(fake): the critic being constrained is the
+one that sees augmented data), and G is trained through D(T(G(z))). T is differentiable, drawn
+independently per example and per call. Values are not clipped back to [-1, 1]: real and fake
+get the same transforms, so range reveals nothing, and a clip would cut G's gradient.
+
+ADA (Karras et al. 2020): one probability p scales every transform's probability; every
+`ada_interval` steps p moves by +-(B * interval) / (1000 ada_kimg) towards keeping the
+overfitting signal r_t at its target. ADA's r_t = E[sign(D(real))] reads a sigmoid critic's
+decision boundary, 0. A WGAN critic has none: its loss and gradient penalty are unchanged by
+D + c, so sign(D(real)) is arbitrary. We centre the logits on the midpoint c of the batch's
+mean real and fake logits, the boundary that classifies the two by their means:
+    r_t = E_real[sign(D(x) - (E D(real) + E D(fake)) / 2)],
+invariant to D + c and to D * s (s > 0). For real logits with spread sigma and a gap
+Delta = E D(real) - E D(fake), r_t ~ 2 Phi(Delta / (2 sigma)) - 1: it measures how far the
+critic separates the training reals from the fakes in units of its own spread on the reals,
+0 when it cannot tell them apart, 1 when every real scores above the midpoint. A critic that
+memorises a small training set drives it to 1; ADA's target 0.6 means Delta ~ 1.7 sigma.
+(dcgan keeps ADA's boundary 0; lsgan uses 0.5, the midpoint of its targets 0 and 1.)
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from specgan_jax.config import DiffAugConfig, EMAConfig
+from specgan_jax.data.augment import mask_band, shift_time, stretch_time
+
+
+# -- EMA ----------------------------------------------------------------------------------------
+def ema_kimg(cfg: EMAConfig, batch_size: int) -> float:
+    """The half-life in thousands of images: the config's, or StyleGAN2-ADA's auto B * 10 / 32."""
+    return cfg.kimg if cfg.kimg is not None else batch_size * 10 / 32
+
+
+def ema_beta(step, batch_size: int, cfg: EMAConfig):
+    """The decay beta_t for the update after generator step `step` (steps done before it)."""
+    kimg = ema_kimg(cfg, batch_size)
+    if kimg == 0:
+        return jnp.zeros((), jnp.float32)
+    nimg = jnp.float32(kimg * 1000)
+    if cfg.rampup > 0:
+        nimg = jnp.minimum(nimg, jnp.asarray(step, jnp.float32) * batch_size * cfg.rampup)
+    return jnp.power(jnp.float32(0.5), batch_size / jnp.maximum(nimg, 1e-8))
+
+
+def ema_update(ema, params, beta):
+    """params + beta (ema - params), leaf by leaf (torch's p.lerp(p_ema, beta))."""
+    return jax.tree.map(lambda e, p: p + beta * (e - p), ema, params)
+
+
+# -- DiffAugment --------------------------------------------------------------------------------
+def gain_scale_from_std(std: np.ndarray) -> np.ndarray:
+    """[F] normalised-domain shift per unit gain draw: one constant of median(std_f) data units
+    added to every bin moves normalised bin f by median(std) / (3 std_f) (normalize.py)."""
+    std = np.asarray(std, np.float64)
+    return (np.median(std) / (3.0 * std)).astype(np.float32)
+
+
+def _augment_one(x, key, p, cfg: DiffAugConfig, gain_scale):
+    """One normalised spectrogram x [F, T] -> T(x) [F, T]; p: the strength (traced scalar)."""
+    f, t = x.shape
+    keys = jax.random.split(key, 5)
+
+    def maybe(k, prob, fn, x):
+        k_apply, k_draw = jax.random.split(k)
+        return jnp.where(jax.random.uniform(k_apply) < p * prob, fn(k_draw, x), x)
+
+    if cfg.time_stretch > 0 and cfg.time_stretch_max > 0:
+        m = cfg.time_stretch_max
+        x = maybe(keys[0], cfg.time_stretch, lambda k, x: stretch_time(
+            x, jax.random.uniform(k, (), jnp.float32, 1 - m, 1 + m)), x)
+    smax = int(round(cfg.time_shift_max * t))
+    if cfg.time_shift > 0 and smax > 0:
+        x = maybe(keys[1], cfg.time_shift, lambda k, x: shift_time(
+            x, jax.random.randint(k, (), -smax, smax + 1), cfg.shift_mode), x)
+    for i, (prob, frac, axis, n) in enumerate(((cfg.time_mask, cfg.time_mask_max, 1, t),
+                                               (cfg.freq_mask, cfg.freq_mask_max, 0, f))):
+        wmax = int(round(frac * n))
+        if prob > 0 and wmax > 0:
+            def mask(k, x, wmax=wmax, axis=axis, n=n):
+                kw, ks = jax.random.split(k)
+                width = jax.random.randint(kw, (), 0, wmax + 1)  # U{0..wmax}
+                start = jax.random.randint(ks, (), 0, n - width + 1)  # U{0..n-width}
+                return mask_band(x, start, width, axis)
+
+            x = maybe(keys[2 + i], prob, mask, x)
+    if cfg.gain > 0 and cfg.gain_max > 0:
+        x = maybe(keys[4], cfg.gain, lambda k, x: x + jax.random.uniform(
+            k, (), jnp.float32, -cfg.gain_max, cfg.gain_max) * gain_scale[:, None], x)
+    return x
+
+
+def diff_augment(x, key, p, cfg: DiffAugConfig, gain_scale: Optional[np.ndarray] = None):
+    """x [B, F, T, 1] -> T(x), an independent draw per example, differentiable in x.
+    The identity (x itself) when cfg is off. gain_scale [F]: see gain_scale_from_std (None:
+    a flat 1/3, i.e. every bin's std equal to the median)."""
+    if not cfg.enabled:
+        return x
+    f = x.shape[1]
+    scale = jnp.full((f,), 1 / 3, jnp.float32) if gain_scale is None else jnp.asarray(
+        gain_scale, jnp.float32)
+    keys = jax.random.split(key, x.shape[0])
+    out = jax.vmap(lambda xi, ki: _augment_one(xi, ki, p, cfg, scale))(x[..., 0], keys)
+    return out[..., None].astype(x.dtype)
+
+
+# -- ADA ----------------------------------------------------------------------------------------
+def ada_signal(loss: str, d_real, d_fake):
+    """r_t of one critic batch: E[sign(D(real) - c)], c as in the module docstring."""
+    if loss in ("wgan-gp", "wgan"):
+        c = (jnp.mean(d_real) + jnp.mean(d_fake)) / 2
+    else:
+        c = 0.5 if loss == "lsgan" else 0.0
+    return jnp.mean(jnp.sign(d_real - c))
+
+
+def ada_adjust(p, rt, cfg: DiffAugConfig, batch_size: int):
+    """p after one adjustment from the interval's mean r_t: +-(B interval) / (1000 ada_kimg),
+    clipped to [0, ada_max]; unchanged when r_t equals the target."""
+    delta = batch_size * cfg.ada_interval / (cfg.ada_kimg * 1000)
+    return jnp.clip(p + jnp.sign(rt - cfg.ada_target) * delta, 0.0, cfg.ada_max)
