@@ -14,7 +14,7 @@ import sys
 from typing import Optional
 
 from specgan_jax.cli import flags
-from specgan_jax.config import DEMO_PRESET, Config, LaunchConfig
+from specgan_jax.config import DEMO_PRESET, PRESETS, Config, LaunchConfig
 from specgan_jax.config_json import config_from_dict, config_json_text, load_config_json, merge
 from specgan_jax.errors import ConfigError, SpecganError
 from specgan_jax.run.run_dir import default_run_name
@@ -42,6 +42,9 @@ examples:
 
   # Re-running the same command resumes from the latest checkpoint; train further:
   python scripts/train.py --data data/spectrograms --workdir runs/mydata --steps 300000
+
+  # A few hundred spectrograms: the small-data preset (EMA, DiffAugment + ADA, early stop):
+  python scripts/train.py --data data/spectrograms --preset small-data
 
   # Options: every config field is a flag; or put them in a JSON file (same layout as a
   # run's config.json) and override single fields on the command line.
@@ -74,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, metavar="FILE.json",
                    help="JSON config (sections model/loss/optim/data/augment/train); "
                         "flags override it")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="small-data: generator EMA + DiffAugment with adaptive strength (ADA) "
+                        "+ periodic evaluation with early stopping, for a few hundred "
+                        "spectrograms (README, 'Small data sets'); --config and flags override it")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config and the run directory, then exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
@@ -83,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace) -> tuple[Config, bool]:
-    """The Config from defaults < demo preset < --config file < flags, and whether it is the
-    demo run (no data source anywhere)."""
+    """The Config from defaults < demo preset < --preset < --config file < flags, and whether
+    it is the demo run (no data source anywhere)."""
     file_over = load_config_json(args.config) if args.config else {}
     if not isinstance(file_over, dict):
         raise ConfigError(f"{args.config}: expected a JSON object")
@@ -94,7 +101,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, bool]:
     # Validate the file alone first so its errors name it.
     if args.config:
         config_from_dict(Config, file_over, source=args.config)
-    base = DEMO_PRESET if demo else {}
+    base = merge(DEMO_PRESET if demo else {}, PRESETS[args.preset] if args.preset else {})
     return config_from_dict(Config, merge(base, given), source="options"), demo
 
 

@@ -18,7 +18,7 @@ from specgan_jax.config.model import LossConfig, ModelConfig, OptimConfig
 from specgan_jax.config.small_data import DiffAugConfig, EMAConfig
 from specgan_jax.config.train import AugmentConfig, DataConfig, TrainConfig
 
-__all__ = ["AugmentConfig", "Config", "DataConfig", "DistributedConfig", "DEMO_PRESET",
+__all__ = ["AugmentConfig", "Config", "DataConfig", "DistributedConfig", "DEMO_PRESET", "PRESETS", "SMALL_DATA_PRESET",
            "DiffAugConfig", "EMAConfig", "EVAL_METRICS", "EvalConfig", "LOSSES", "LaunchConfig", "LossConfig", "ModelConfig",
            "OptimConfig", "TrainConfig", "check_choice"]
 
@@ -40,9 +40,18 @@ class Config:
     ema: EMAConfig = dataclasses.field(default_factory=EMAConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
+
 DEMO_PRESET = {
     "model": {"dim": 8, "upsample": "nn"},
     "optim": {"g_lr": 5e-4, "d_lr": 5e-4},
     "train": {"steps": 400, "batch_size": 8, "steps_per_call": 10, "log_every": 20,
               "checkpoint_every": 100, "preview_every": 100, "n_preview": 16},
 }
+
+# `--preset small-data`: what the measurements on small data sets chose (README, "Small data
+# sets"); on top of the defaults (or the demo preset), under --config files and flags.
+SMALL_DATA_PRESET = {
+    "diffaug": {"ada": True, "ada_kimg": 20.0},
+    "train": {"eval_every": 1000, "stop_after_no_improvement": 10},
+}
+PRESETS = {"small-data": SMALL_DATA_PRESET}
