@@ -33,6 +33,7 @@ from specgan_jax.engine.models import Discriminator, Generator, init_models
 from specgan_torch_ref.conditional import (SpecGANConditionalDiscriminator,
                                            SpecGANConditionalGenerator)
 from specgan_torch_ref.losses import GANLoss
+from specgan_torch_ref.train_step import make_optimizer, train_iteration
 
 B, N_CLASSES = 4, 3
 Y = np.array([0, 2, 1, 2], np.int32)
@@ -402,3 +403,29 @@ def test_conditional_bf16():
     assert rel_err(g_eval, ref_g) <= TOL["bf16_forward"]
     assert rel_err(logits, ref_d) <= TOL["bf16_forward"]
     assert rel_err(g_eval, ref_g) > 1e-4 and rel_err(logits, ref_d) > 1e-4  # really bf16
+
+
+def test_reference_train_iteration_with_labels():
+    """specgan_torch_ref.train_iteration's labels (for the later one-iteration parity test of
+    conditional training): a class absent from all of an iteration's labels gets no gradient,
+    so under Adam (zero gradient, zero moments: a zero update) its rows of both class tables
+    stay exactly as they were, while the rows of the classes present move. Labels are all
+    given or none."""
+    tg, td = torch_models(cond_cfg())
+    n_critic = 2
+    rs = np.random.default_rng(0)
+    f = lambda *shape: torch.from_numpy(rs.uniform(0, 1, shape).astype(np.float32))  # noqa: E731
+    draws = (f(n_critic, B, 1, 128, 128) * 2 - 1, f(n_critic, B, 100) * 2 - 1, f(n_critic, B),
+             f(n_critic, 2, B), f(B, 100) * 2 - 1)
+    y_real = torch.tensor([[0, 1, 1, 0], [1, 0, 0, 1]])  # class 2 nowhere
+    y_fake, y_g = y_real.flip(1), torch.tensor([1, 0, 1, 0])
+    embed, proj = tg.class_embed.weight.detach().clone(), td.class_proj.weight.detach().clone()
+    out = train_iteration(tg, td, make_optimizer(tg.parameters()), make_optimizer(td.parameters()),
+                          *draws, y_real=y_real, y_fake=y_fake, y_g=y_g)
+    assert all(np.isfinite(v) for v in out.values())
+    for before, after in ((embed, tg.class_embed.weight), (proj, td.class_proj.weight)):
+        assert torch.equal(after[2], before[2])
+        assert not torch.equal(after[0], before[0]) and not torch.equal(after[1], before[1])
+    with pytest.raises(ValueError, match="all of y_real, y_fake, y_g"):
+        train_iteration(tg, td, make_optimizer(tg.parameters()), make_optimizer(td.parameters()),
+                        *draws, y_real=y_real)
