@@ -15,6 +15,8 @@ import torch
 
 from specgan_jax.engine import convert
 from specgan_jax.config import ModelConfig
+from specgan_torch_ref.conditional import (SpecGANConditionalDiscriminator,
+                                           SpecGANConditionalGenerator)
 from specgan_torch_ref.models import SpecGANDiscriminator, SpecGANGenerator
 
 # The tolerance table. fp32 machine epsilon is 1.2e-7; the two frameworks sum convolutions in
@@ -29,7 +31,8 @@ TOL = {
     # channel mean cancels digits, so the frameworks' different summation orders show up
     # amplified. Bounded at 4x the worst observed.
     "forward_batchstats": 5e-5,
-    # Any forward comparison run in float64 on both sides: proves the formulas identical.
+    # Any forward comparison run in float64 on both sides: proves the formulas identical. Also
+    # losses and parameter gradients in float64 (test_conditional.py): <= 1.1e-13 observed.
     "fp64": 1e-12,
     # Every loss value and the gradient penalty on identical inputs.
     "loss": 1e-5,
@@ -89,13 +92,19 @@ def nhwc(t: torch.Tensor) -> np.ndarray:
 
 
 def torch_models(cfg: ModelConfig, seed: int = 0, randomize_bn: bool = True):
-    """Reference G and D for cfg with TF init; BN affine params and running stats randomised
-    (init values 1/0 would hide a swapped or ignored tensor)."""
+    """Reference G and D for cfg with TF init (class-conditional ones for cfg.conditional); BN
+    affine params and running stats randomised (init values 1/0 would hide a swapped or
+    ignored tensor)."""
     torch.manual_seed(seed)
     kw = dict(kernel_len=cfg.kernel_len, dim=cfg.dim, use_batchnorm=cfg.use_batchnorm,
               padding=cfg.padding)
-    g = SpecGANGenerator(nz=cfg.latent_dim, upsample=cfg.upsample, **kw)
-    d = SpecGANDiscriminator(**kw)
+    if cfg.conditional:
+        g = SpecGANConditionalGenerator(cfg.n_classes, nz=cfg.latent_dim, upsample=cfg.upsample,
+                                        **kw)
+        d = SpecGANConditionalDiscriminator(cfg.n_classes, **kw)
+    else:
+        g = SpecGANGenerator(nz=cfg.latent_dim, upsample=cfg.upsample, **kw)
+        d = SpecGANDiscriminator(**kw)
     if randomize_bn:
         with torch.no_grad():
             for m in list(g.modules()) + list(d.modules()):

@@ -72,21 +72,37 @@ def _g_loss(loss, D_fake):
     return GANLoss.lsgan_loss(D_fake, D_fake)[0]
 
 
+def _net(net, x, y):
+    """net(x), or net(x, y) for a class-conditional model (specgan_torch_ref.conditional)."""
+    return net(x) if y is None else net(x, y)
+
+
 def train_iteration(netG, netD, optimizerG, optimizerD, real_batches, z_d, alpha, label_u, z_g,
-                    loss="wgan-gp", lambda_gp=10.0, clip=0.01, label_smoothing=False):
+                    loss="wgan-gp", lambda_gp=10.0, clip=0.01, label_smoothing=False,
+                    y_real=None, y_fake=None, y_g=None):
     """One generator step. real_batches [n_critic, N, 1, F, T]; z_d [n_critic, N, nz];
     alpha [n_critic, N]; label_u [n_critic, 2, N]; z_g [N, nz]. Returns the last critic
-    update's d_loss/gp/wasserstein and the g_loss, as floats."""
+    update's d_loss/gp/wasserstein and the g_loss, as floats.
+
+    Class-conditional models take labels, all three or none: y_real [n_critic, N] the real
+    batches' classes, y_fake [n_critic, N] the classes the critic updates' fakes are generated
+    for, y_g [N] those of the generator update. The gradient penalty's interpolates
+    x + alpha (G(z) - x) keep the real example's class."""
+    if len({y_real is None, y_fake is None, y_g is None}) > 1:
+        raise ValueError("train_iteration: pass all of y_real, y_fake, y_g (conditional "
+                         "models) or none of them")
     netG.train()
     netD.train()
     out = {}
     for i in range(real_batches.shape[0]):
         optimizerD.zero_grad()
         real = real_batches[i]
+        y_r, y_f = (None, None) if y_real is None else (y_real[i], y_fake[i])
         with torch.no_grad():  # G in train mode: its BN running stats advance here too
-            fake = netG(z_d[i])
-        D_real, D_fake = netD(real), netD(fake)
-        D_loss, gp = _d_losses(loss, D_real, D_fake, netD, real, fake, alpha[i], label_u[i],
+            fake = _net(netG, z_d[i], y_f)
+        D_real, D_fake = _net(netD, real, y_r), _net(netD, fake, y_f)
+        critic = netD if y_r is None else (lambda x, y_r=y_r: netD(x, y_r))  # for the GP
+        D_loss, gp = _d_losses(loss, D_real, D_fake, critic, real, fake, alpha[i], label_u[i],
                                lambda_gp, label_smoothing)
         D_loss.backward()
         optimizerD.step()
@@ -95,7 +111,7 @@ def train_iteration(netG, netD, optimizerG, optimizerD, real_batches, z_d, alpha
         out = {"d_loss": D_loss.item(), "gp": float(gp.detach()),
                "wasserstein": (D_real.mean() - D_fake.mean()).item()}
     optimizerG.zero_grad()
-    G_loss = _g_loss(loss, netD(netG(z_g)))
+    G_loss = _g_loss(loss, _net(netD, _net(netG, z_g, y_g), y_g))
     G_loss.backward()
     optimizerG.step()
     out["g_loss"] = G_loss.item()

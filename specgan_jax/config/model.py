@@ -39,6 +39,10 @@ class ModelConfig:
     # float32 (bf16 tensor cores on GPU/TPU); parameters, optimizer states, batch norm,
     # activations between layers, losses and the gradient penalty's norms stay float32.
     precision: Literal["fp32", "bf16"] = "fp32"
+    # Class-conditional G (label embedding joined to z) and projection critic; training fills
+    # n_classes from the data's class folders.
+    conditional: bool = False
+    n_classes: int = 0  # number of classes of a conditional model; 0 for unconditional
 
     def __post_init__(self):
         check_choice("model.upsample", self.upsample, ("zeros", "nn"))
@@ -52,6 +56,19 @@ class ModelConfig:
                              "use 'xla'")
         if self.kernel_len < 1:
             raise ValueError("model.kernel_len must be positive")
+        if self.n_classes < 0:
+            raise ValueError(f"model.n_classes must be >= 0; got {self.n_classes}")
+        if self.n_classes and not self.conditional:
+            raise ValueError(f"model.n_classes={self.n_classes} needs model.conditional=True "
+                             "(an unconditional model has no classes; leave n_classes at 0)")
+        if self.conditional and self.n_classes == 1:  # 0: not yet known (filled from the data)
+            raise ValueError(needs_classes_message(self.n_classes))
+
+
+def needs_classes_message(n_classes: int) -> str:
+    """The error for a conditional model without at least 2 classes (config and model build)."""
+    return (f"a conditional model needs data with at least 2 classes (one class folder per "
+            f"class); model.n_classes={n_classes}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,14 @@ Layouts:
           -> Flax z_project/dense/kernel [nz, (h,w,c)] (reshaped NHWC [4,4,16d])
   g_fc_b  the same permutation for fc.bias
   d_out   torch output.weight [1, (c,h,w)] (flattened NCHW) -> Flax output/kernel [(h,w,c), 1]
-  copy    biases, BN scale/bias (torch weight/bias), running mean/var
+  d_proj  torch class_proj.weight [n_classes, (c,h,w)] -> Flax class_proj/embedding
+          [n_classes, (h,w,c)]: each class's projection vector multiplies the same flattened
+          features as the `output` weight, so its columns get d_out's permutation
+  copy    biases, BN scale/bias (torch weight/bias), running mean/var, G's class_embed
+
+Conditional models (specgan_torch_ref.conditional): G's fc.weight has nz + E input columns,
+[z, class code] in that order on both sides, which g_fc carries over as they are (it permutes
+only the output axis); the class code table class_embed is [n_classes, E] on both sides.
 
 torch-only buffers that carry no information here are declared as ignored: the generator BN's
 `num_batches_tracked` (only used when momentum=None; ours is 0.01), and, in a discriminator
@@ -38,7 +45,7 @@ class ConversionError(ValueError):
 class Entry(NamedTuple):
     flax_path: Tuple[str, ...]  # e.g. ("params", "upconv_0", "conv", "kernel")
     torch_key: str  # e.g. "main.2.weight"
-    kind: str  # "copy" | "conv" | "g_fc" | "g_fc_b" | "d_out"
+    kind: str  # "copy" | "conv" | "g_fc" | "g_fc_b" | "d_out" | "d_proj"
 
 
 def _torch_from_flax(kind: str, a: np.ndarray, c: int) -> np.ndarray:
@@ -54,6 +61,9 @@ def _torch_from_flax(kind: str, a: np.ndarray, c: int) -> np.ndarray:
         return a.reshape(4, 4, c).transpose(2, 0, 1).reshape(-1)
     if kind == "d_out":  # [(h,w,c), 1] -> [1, (c,h,w)]
         return a[:, 0].reshape(4, 4, c).transpose(2, 0, 1).reshape(1, -1)
+    if kind == "d_proj":  # [n, (h,w,c)] -> [n, (c,h,w)]
+        n = a.shape[0]
+        return a.reshape(n, 4, 4, c).transpose(0, 3, 1, 2).reshape(n, -1)
     raise ValueError(kind)
 
 
@@ -69,6 +79,9 @@ def _flax_from_torch(kind: str, a: np.ndarray, c: int) -> np.ndarray:
         return a.reshape(c, 4, 4).transpose(1, 2, 0).reshape(-1)
     if kind == "d_out":
         return a.reshape(c, 4, 4).transpose(1, 2, 0).reshape(-1, 1)
+    if kind == "d_proj":  # [n, (c,h,w)] -> [n, (h,w,c)]
+        n = a.shape[0]
+        return a.reshape(n, c, 4, 4).transpose(0, 2, 3, 1).reshape(n, -1)
     raise ValueError(kind)
 
 
@@ -87,6 +100,8 @@ def generator_table(cfg: ModelConfig) -> Tuple[List[Entry], List[str]]:
     bn = cfg.use_batchnorm
     entries = [Entry(("params", "z_project", "dense", "kernel"), "fc.weight", "g_fc"),
                Entry(("params", "z_project", "dense", "bias"), "fc.bias", "g_fc_b")]
+    if cfg.conditional:
+        entries.append(Entry(("params", "class_embed", "embedding"), "class_embed.weight", "copy"))
     ignored, i = [], 0
     if bn:
         entries += _bn("z_project", i, running=True)
@@ -122,6 +137,8 @@ def discriminator_table(cfg: ModelConfig) -> Tuple[List[Entry], List[str]]:
         i += 1  # LeakyReLU
     entries += [Entry(("params", "output", "kernel"), "output.weight", "d_out"),
                 Entry(("params", "output", "bias"), "output.bias", "copy")]
+    if cfg.conditional:
+        entries.append(Entry(("params", "class_proj", "embedding"), "class_proj.weight", "d_proj"))
     return entries, ignored
 
 
@@ -154,7 +171,8 @@ def from_torch(cfg: ModelConfig, state_dict, which: str) -> dict:
     if missing or unexpected:
         raise ConversionError(
             f"{which} state_dict does not match the model config (dim={cfg.dim}, "
-            f"use_batchnorm={cfg.use_batchnorm}, upsample={cfg.upsample!r}): "
+            f"use_batchnorm={cfg.use_batchnorm}, upsample={cfg.upsample!r}, "
+            f"conditional={cfg.conditional}, n_classes={cfg.n_classes}): "
             f"missing keys {missing}, unexpected keys {unexpected}")
     c = 16 * cfg.dim
     out: dict = {}

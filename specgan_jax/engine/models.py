@@ -5,6 +5,12 @@ names follow the original TF variable scopes (z_project, upconv_0..4, downconv_0
 with the layer inside each scope named `dense`/`conv` and its batch norm `bn`.
 
 Param counts at dim=64 (no BN): generator 19,065,345; discriminator 17,427,969.
+
+Class-conditional models (model.conditional; labels y int32 [B] in [0, n_classes)) add two
+parameters and nothing else, so unconditional models keep their parameter tree and numbers:
+  class_embed/embedding [n_classes, latent_dim]  G: a learned code per class, joined to z
+  class_proj/embedding  [n_classes, 4*4*16d]     D: the projection discriminator's class vectors
+(dim=64: +1,638,400 + 100 * n_classes in G, the wider z_project kernel; +16,384 * n_classes in D.)
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from specgan_jax.config import ModelConfig
+from specgan_jax.config.model import needs_classes_message
 from specgan_jax.engine.layers import BatchNorm, DownConv, UpConv, bias_init, kernel_init
 
 # 128x128 output: the 4x4 seed is upsampled 5 times by 2.
@@ -105,15 +112,56 @@ class _DownBlock(nn.Module):
         return x
 
 
+def class_embed_dim(cfg: ModelConfig) -> int:
+    """E, the size of G's class code: latent_dim, as many dimensions as the noise. z_project
+    sees the code only through the per-class vector W_e e_y it adds to its output, and those
+    n_classes vectors are unconstrained as long as E >= n_classes; E = latent_dim keeps that
+    true up to latent_dim classes without another hyperparameter, for E * 4*4*16d more kernel
+    weights."""
+    return cfg.latent_dim
+
+
+def check_labels(cfg: ModelConfig, y, batch: int, who: str) -> None:
+    """The labels argument of G and D: required (int [B]) for a conditional model, refused for
+    an unconditional one. Values must lie in [0, n_classes): under jit they cannot be checked,
+    and nn.Embed returns NaN for an index out of range."""
+    if not cfg.conditional:
+        if y is not None:
+            raise ValueError(f"{who}: this model is unconditional (model.conditional=False) and "
+                             "takes no class labels; got y")
+        return
+    if cfg.n_classes < 2:
+        raise ValueError(f"{who}: {needs_classes_message(cfg.n_classes)}")
+    if y is None:
+        raise ValueError(f"{who}: a conditional model (model.conditional=True, n_classes="
+                         f"{cfg.n_classes}) needs class labels y, int32 [B]")
+    if not jnp.issubdtype(jnp.asarray(y).dtype, jnp.integer) or jnp.shape(y) != (batch,):
+        raise ValueError(f"{who}: class labels y must be integers of shape ({batch},); got "
+                         f"{jnp.asarray(y).dtype} {jnp.shape(y)}")
+
+
 class Generator(nn.Module):
-    """z [B, latent_dim] -> spectrogram [B, 128, 128, 1] in [-1, 1]."""
+    """z [B, latent_dim] -> spectrogram [B, 128, 128, 1] in [-1, 1].
+
+    Conditional (cfg.conditional): labels y [B] pick a learned code e_y [E] (class_embed,
+    E = class_embed_dim), and z_project sees [z, e_y] (latent_dim + E inputs), so its dense
+    layer adds a per-class vector to its output before the batch norm, if any (the concatenation
+    conditioning of Mirza & Osindero 2014, "Conditional Generative Adversarial Nets"). The code
+    is initialised N(0, 1), the same order as z, and looked up in float32 in bf16 mode (the dense
+    layer then rounds [z, e_y] to bf16 as it does z).
+    """
 
     cfg: ModelConfig
 
     @nn.compact
-    def __call__(self, z, train: bool = False):
+    def __call__(self, z, y=None, train: bool = False):
         d, bn = self.cfg.dim, self.cfg.use_batchnorm
-        x = _DenseBlock(self.cfg, name="z_project")(z, train)  # [B,100] -> [B,4,4,16d]
+        check_labels(self.cfg, y, z.shape[0], "Generator")
+        if self.cfg.conditional:
+            e = nn.Embed(self.cfg.n_classes, class_embed_dim(self.cfg),
+                         embedding_init=nn.initializers.normal(1.0), name="class_embed")(y)
+            z = jnp.concatenate([z, e.astype(z.dtype)], axis=-1)  # [B, latent_dim + E]
+        x = _DenseBlock(self.cfg, name="z_project")(z, train)  # [B,100(+E)] -> [B,4,4,16d]
         x = nn.relu(x)
         x = nn.relu(_UpBlock(self.cfg, 8 * d, bn, name="upconv_0")(x, train))  # -> [B,8,8,8d]
         x = nn.relu(_UpBlock(self.cfg, 4 * d, bn, name="upconv_1")(x, train))  # -> [B,16,16,4d]
@@ -132,28 +180,53 @@ def leaky_relu(x, alpha: float = 0.2):
 
 
 class Discriminator(nn.Module):
-    """x [B, 128, 128, 1] -> critic logits [B]. No BN on the first layer (specgan.py)."""
+    """x [B, 128, 128, 1] -> critic logits [B]. No BN on the first layer (specgan.py).
+
+    Conditional (cfg.conditional): a projection discriminator (Miyato & Koyama 2018, "cGANs
+    with Projection Discriminator"): with h = phi(x) the flattened last features
+    [B, 4*4*16d] that feed `output` (psi, the unconditional logit),
+
+        D(x, y) = psi(h) + <v_y, h>,    v_y = row y of class_proj [n_classes, 4*4*16d].
+
+    Why this form (the paper's derivation): the optimal critic of the adversarial loss is the log
+    density ratio r(x, y) = log q(x, y) / p(x, y) of data q and model p, which splits as
+    log q(y|x) / p(y|x) + log q(x) / p(x). With log-linear class models log q(y|x) =
+    (v^q_y)^T h - log Z_q(h) and log p(y|x) = (v^p_y)^T h - log Z_p(h), the first term is
+    (v^q_y - v^p_y)^T h plus a y-independent part: r = v_y^T h + psi(h), v_y = v^q_y - v^p_y.
+    The paper pools h over space (a sum); here h is the flattened map the unconditional logit
+    already reads, so v_y is one more `output` kernel per class. v is Glorot-uniform like the
+    `output` kernel (bounds sqrt(6 / (F + n_classes)) and sqrt(6 / (F + 1)), F = 4*4*16d), so
+    both terms start at the same scale. bf16 mode: h is float32 and so is the projection.
+    """
 
     cfg: ModelConfig
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, y=None):
         d, bn = self.cfg.dim, self.cfg.use_batchnorm
+        check_labels(self.cfg, y, x.shape[0], "Discriminator")
         x = leaky_relu(_DownBlock(self.cfg, d, False, name="downconv_0")(x))  # -> [B,64,64,d]
         x = leaky_relu(_DownBlock(self.cfg, 2 * d, bn, name="downconv_1")(x))  # -> [B,32,32,2d]
         x = leaky_relu(_DownBlock(self.cfg, 4 * d, bn, name="downconv_2")(x))  # -> [B,16,16,4d]
         x = leaky_relu(_DownBlock(self.cfg, 8 * d, bn, name="downconv_3")(x))  # -> [B,8,8,8d]
         x = leaky_relu(_DownBlock(self.cfg, 16 * d, bn, name="downconv_4")(x))  # -> [B,4,4,16d]
-        x = x.reshape(x.shape[0], -1)  # flatten NHWC: [B, 4*4*16d]
-        x = _from_compute(_dense(1, self.cfg, "output")(x), self.cfg)
-        return x[:, 0]  # [B] logits (float32 in bf16 mode)
+        h = x.reshape(x.shape[0], -1)  # flatten NHWC: [B, 4*4*16d]
+        logit = _from_compute(_dense(1, self.cfg, "output")(h), self.cfg)[:, 0]  # psi(h)
+        if self.cfg.conditional:
+            v = nn.Embed(self.cfg.n_classes, h.shape[-1], embedding_init=kernel_init,
+                         name="class_proj")(y)  # [B, 4*4*16d]
+            logit = logit + jnp.sum(v.astype(h.dtype) * h, axis=-1)  # + <v_y, h>
+        return logit  # [B] logits (float32 in bf16 mode)
 
 
 def init_models(cfg: ModelConfig, key: jax.Array, batch: int = 1):
-    """Initial variables of G ({'params', 'batch_stats'?}) and D ({'params'})."""
+    """Initial variables of G ({'params', 'batch_stats'?}) and D ({'params'}); a conditional
+    model's class_embed / class_proj included (initialised with dummy labels 0)."""
     kg, kd = jax.random.split(key)
-    g_vars = Generator(cfg).init(kg, jnp.zeros((batch, cfg.latent_dim), jnp.float32), train=False)
-    d_vars = Discriminator(cfg).init(kd, jnp.zeros((batch, SPATIAL, SPATIAL, 1), jnp.float32))
+    y = jnp.zeros((batch,), jnp.int32) if cfg.conditional else None
+    g_vars = Generator(cfg).init(kg, jnp.zeros((batch, cfg.latent_dim), jnp.float32), y,
+                                 train=False)
+    d_vars = Discriminator(cfg).init(kd, jnp.zeros((batch, SPATIAL, SPATIAL, 1), jnp.float32), y)
     return dict(g_vars), dict(d_vars)
 
 
