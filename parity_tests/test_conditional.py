@@ -187,7 +187,7 @@ D_LOSS_SEED = 7
 
 
 @pytest.mark.parametrize("bn", [False, True])
-def test_conditional_d_loss_and_gradients(bn):
+def test_conditional_d_loss_and_gradients_fp64(bn):
     """The WGAN-GP critic loss with labels, its penalty and its gradient w.r.t. every critic
     parameter (the penalty's second derivatives included), in float64 on both sides."""
     mcfg = cond_cfg(use_batchnorm=bn)
@@ -228,7 +228,7 @@ def test_conditional_d_loss_and_gradients(bn):
 
 
 @pytest.mark.parametrize("bn", [False, True])
-def test_conditional_g_loss_and_gradients(bn):
+def test_conditional_g_loss_and_gradients_fp64(bn):
     """The generator loss -E D(G(z, y), y) and its gradient w.r.t. every G parameter, class
     codes included, in float64 on both sides."""
     mcfg = cond_cfg(use_batchnorm=bn)
