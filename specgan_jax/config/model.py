@@ -39,8 +39,8 @@ class ModelConfig:
     # float32 (bf16 tensor cores on GPU/TPU); parameters, optimizer states, batch norm,
     # activations between layers, losses and the gradient penalty's norms stay float32.
     precision: Literal["fp32", "bf16"] = "fp32"
-    # Class-conditional G (label embedding joined to z) and projection critic; training fills
-    # n_classes from the data's class folders.
+    # Class-conditional G (label embedding joined to z) and projection critic: the models,
+    # their PyTorch reference and weight conversion exist; training them does not yet.
     conditional: bool = False
     n_classes: int = 0  # number of classes of a conditional model; 0 for unconditional
 

@@ -38,6 +38,14 @@ def mask_band(x: jax.Array, start: jax.Array, width: jax.Array, axis: int) -> ja
     return jnp.where(band, 0.0, x)
 
 
+def random_band_mask(key: jax.Array, x: jax.Array, wmax: int, axis: int) -> jax.Array:
+    """mask_band with width ~ U{0..wmax} at a start ~ U{0..n - width} along `axis`."""
+    kw, ks = jax.random.split(key)
+    width = jax.random.randint(kw, (), 0, wmax + 1)
+    start = jax.random.randint(ks, (), 0, x.shape[axis] - width + 1)
+    return mask_band(x, start, width, axis)
+
+
 def stretch_time(x: jax.Array, rate: jax.Array) -> jax.Array:
     """x [F, T] resampled along time by `rate` (> 1 longer, < 1 shorter), centre-cropped or
     zero-padded back to T frames.
@@ -79,13 +87,8 @@ def augment_one(x: jax.Array, key: jax.Array, cfg: AugmentConfig) -> jax.Array:
         if prob > 0 and width_max > 0:
             wmax = min(width_max, n)
 
-            def mask(k, x, wmax=wmax, axis=axis, n=n):
-                kw, ks = jax.random.split(k)
-                width = jax.random.randint(kw, (), 0, wmax + 1)  # U{0..wmax}
-                start = jax.random.randint(ks, (), 0, n - width + 1)  # U{0..n-width}
-                return mask_band(x, start, width, axis)
-
-            x = maybe(keys[2 + i], prob, mask, x)
+            x = maybe(keys[2 + i], prob,
+                      lambda k, x, wmax=wmax, axis=axis: random_band_mask(k, x, wmax, axis), x)
     if cfg.noise_prob > 0 and cfg.noise_std > 0:
         x = maybe(keys[4], cfg.noise_prob,
                   lambda k, x: x + cfg.noise_std * jax.random.normal(k, x.shape, x.dtype), x)

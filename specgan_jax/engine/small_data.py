@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from specgan_jax.config import DiffAugConfig, EMAConfig
-from specgan_jax.data.augment import mask_band, shift_time, stretch_time
+from specgan_jax.data.augment import random_band_mask, shift_time, stretch_time
 
 
 # -- EMA ----------------------------------------------------------------------------------------
@@ -91,13 +91,8 @@ def _augment_one(x, key, p, cfg: DiffAugConfig, gain_scale):
                                                (cfg.freq_mask, cfg.freq_mask_max, 0, f))):
         wmax = int(round(frac * n))
         if prob > 0 and wmax > 0:
-            def mask(k, x, wmax=wmax, axis=axis, n=n):
-                kw, ks = jax.random.split(k)
-                width = jax.random.randint(kw, (), 0, wmax + 1)  # U{0..wmax}
-                start = jax.random.randint(ks, (), 0, n - width + 1)  # U{0..n-width}
-                return mask_band(x, start, width, axis)
-
-            x = maybe(keys[2 + i], prob, mask, x)
+            x = maybe(keys[2 + i], prob,
+                      lambda k, x, wmax=wmax, axis=axis: random_band_mask(k, x, wmax, axis), x)
     if cfg.gain > 0 and cfg.gain_max > 0:
         x = maybe(keys[4], cfg.gain, lambda k, x: x + jax.random.uniform(
             k, (), jnp.float32, -cfg.gain_max, cfg.gain_max) * gain_scale[:, None], x)

@@ -154,6 +154,12 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
               log: Callable[[str], None], progress: bool) -> Run:
     """Prepare (or resume) the run in `workdir`; resources are closed by `stack`."""
     tc = config.train
+    if config.model.conditional:
+        raise ConfigError("model.conditional: the class-conditional generator and projection "
+                          "critic exist (specgan_jax.engine.models, with their PyTorch reference "
+                          "and parity tests), but the training step does not feed them class "
+                          "labels yet, so they cannot be trained; train one model per class "
+                          "folder for now")
     devices = jax.devices()  # every device of every process (after jax.distributed.initialize)
     if tc.batch_size % len(devices):
         raise ConfigError(batch_divisibility_message(
