@@ -254,3 +254,14 @@ def test_training_stops_after_k_evaluations_without_improvement(tiny_data, tmp_p
     assert stopped["step"] == 10 and stopped["best_step"] == 4 and "3 evaluations" in stopped["reason"]
     assert LoadedRun(str(work)).step == 10  # the state it stopped with is saved
     assert max(int(s) for s in os.listdir(work / "checkpoints")) == 10
+
+
+def test_small_data_preset_resolves_under_config_files_and_flags():
+    parser = train_cli.build_parser()
+    cfg, demo = train_cli.resolve_config(parser.parse_args(
+        ["--data", "x", "--preset", "small-data", "--train.stop_after_no_improvement", "4"]))
+    assert not demo and cfg.train.eval_every == 1000  # from the preset
+    assert cfg.train.stop_after_no_improvement == 4  # a flag beats the preset
+    assert cfg.ema == EMAConfig() and not cfg.diffaug.enabled  # what the measurement kept
+    cfg, demo = train_cli.resolve_config(parser.parse_args(["--preset", "small-data"]))
+    assert demo and cfg.model.dim == 8 and cfg.train.eval_every == 1000  # on the demo preset

@@ -43,7 +43,7 @@ examples:
   # Re-running the same command resumes from the latest checkpoint; train further:
   python scripts/train.py --data data/spectrograms --workdir runs/mydata --steps 300000
 
-  # A few hundred spectrograms: the small-data preset (EMA, DiffAugment + ADA, early stop):
+  # A few hundred spectrograms: the small-data preset (best checkpoint, early stop):
   python scripts/train.py --data data/spectrograms --preset small-data
 
   # Options: every config field is a flag; or put them in a JSON file (same layout as a
@@ -78,9 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON config (sections model/loss/optim/data/augment/train); "
                         "flags override it")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="small-data: generator EMA + DiffAugment with adaptive strength (ADA) "
-                        "+ periodic evaluation with early stopping, for a few hundred "
-                        "spectrograms (README, 'Small data sets'); --config and flags override it")
+                   help="small-data: generator EMA + periodic evaluation keeping the best "
+                        "checkpoint + early stopping, for a few hundred spectrograms (README, "
+                        "'Small data sets'); --config and flags override it")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config and the run directory, then exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
