@@ -69,7 +69,7 @@ def test_checkpoint_error_during_restore_closes_checkpointer_and_metrics_log(run
                                                                             capsys):
     closed = []
 
-    def bad_restore(self, target, step=None):
+    def bad_restore(self, target, step=None, legacy=None):
         raise CheckpointError(f"no readable checkpoint in {self.directory}")
 
     def record(cls):
