@@ -69,14 +69,22 @@ def map_padded(fn: Callable, x, batch_size: int):
 
 
 def make_generate_fn(model_cfg: ModelConfig) -> Callable:
-    """The jitted G(z) in inference mode: (g_params, g_batch_stats, z [B, latent]) ->
-    [B, F, T, 1] in the normalised domain [-1, 1]."""
+    """The jitted G(z) in inference mode: (g_params, g_batch_stats, z [B, latent], y=None) ->
+    [B, F, T, 1] in the normalised domain [-1, 1]; y int32 [B]: class labels of a conditional
+    model."""
     return jax.jit(functools.partial(generate, model_cfg))
 
 
-def generate_batched(gen_fn: Callable, g_params, g_batch_stats, z, batch_size: int
-                     ) -> np.ndarray:
-    """z [N, latent] -> G's output [N, F, T] float32 (normalised, rows = frequency), in fixed
-    batches of `batch_size` (see map_padded): one compilation for any N."""
-    y = map_padded(lambda zb: gen_fn(g_params, g_batch_stats, zb), z, batch_size)
-    return y[..., 0]
+def generate_batched(gen_fn: Callable, g_params, g_batch_stats, z, batch_size: int,
+                     labels=None) -> np.ndarray:
+    """z [N, latent] (and class labels [N] for a conditional model) -> G's output [N, F, T]
+    float32 (normalised, rows = frequency), in fixed batches of `batch_size` (see
+    map_padded): one compilation for any N."""
+    if labels is None:
+        out = map_padded(lambda zb: gen_fn(g_params, g_batch_stats, zb), z, batch_size)
+    else:
+        zy = np.concatenate([np.asarray(z, np.float32),
+                             np.asarray(labels, np.float32)[:, None]], axis=1)
+        out = map_padded(lambda b: gen_fn(g_params, g_batch_stats, b[:, :-1],
+                                          b[:, -1].astype(np.int32)), zy, batch_size)
+    return out[..., 0]

@@ -107,9 +107,10 @@ def _g_vars(params, batch_stats):
     return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
 
-def generate(model_cfg: ModelConfig, g_params, g_batch_stats, z):
-    """G(z) in inference mode (running BN statistics): [B, latent] -> [B, 128, 128, 1]."""
-    return Generator(model_cfg).apply(_g_vars(g_params, g_batch_stats), z, train=False)
+def generate(model_cfg: ModelConfig, g_params, g_batch_stats, z, y=None):
+    """G(z) (G(z, y) for a conditional model; y int32 [B]) in inference mode (running BN
+    statistics): [B, latent] -> [B, 128, 128, 1]."""
+    return Generator(model_cfg).apply(_g_vars(g_params, g_batch_stats), z, y, train=False)
 
 
 def batch_divisibility_message(batch_size: int, n_devices: int, what: str = "batch size") -> str:
