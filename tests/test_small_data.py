@@ -13,8 +13,11 @@ import pytest
 
 from specgan_jax.cli import train as train_cli
 from specgan_jax.config import DiffAugConfig, EMAConfig, LossConfig, ModelConfig, OptimConfig
-from specgan_jax.engine.small_data import (ada_adjust, ada_signal, diff_augment, ema_beta,
-                                           ema_kimg, gain_scale_from_std)
+from specgan_jax.data import sampler as sampler_lib
+from specgan_jax.data.moments import Moments
+from specgan_jax.engine.models import Discriminator
+from specgan_jax.engine.small_data import (ada_adjust, ada_heldout_signal, ada_signal,
+                                           diff_augment, ema_beta, ema_kimg, gain_scale_from_std)
 from specgan_jax.engine.step import create_train_state, make_train_fns
 from specgan_jax.run.run_dir import LoadedRun
 from specgan_jax.training import health as health_lib
@@ -47,30 +50,37 @@ def test_ema_beta_closed_form():
 MC, B, N_CRITIC = ModelConfig(dim=4), 4, 2
 EMA = EMAConfig(kimg=0.01, rampup=0.0)  # half-life 10 images: beta = 0.5 ** 0.4 per step
 ADA = DiffAugConfig(strength=0.5, ada=True, ada_interval=2, ada_kimg=0.1, ada_target=0.6)
+N_TRAIN = 12  # of the 16 images: the last 4 are held out for ADA's signal
 
 
 def sampler(data, key, n_critic, batch):
-    idx = jax.random.randint(key, (n_critic, batch), 0, data.shape[0])
-    return data[idx]
+    return data[jax.random.randint(key, (n_critic, batch), 0, N_TRAIN)]
+
+
+def heldout_sampler(data, key, batch):
+    return data[jax.random.randint(key, (batch,), N_TRAIN, data.shape[0])]
 
 
 @pytest.fixture(scope="module")
 def trained():
-    """States and metrics of 4 steps (host copies), starting from p = 0.5."""
+    """States, metrics and draws of 4 steps (host copies), starting from p = 0.5."""
     lc = LossConfig(n_critic=N_CRITIC)
     fns = make_train_fns(MC, lc, OptimConfig(), B, sampler, ema_cfg=EMA, diffaug_cfg=ADA,
-                         gain_scale=gain_scale_from_std(np.linspace(0.5, 2.0, 128)))
+                         gain_scale=gain_scale_from_std(np.linspace(0.5, 2.0, 128)),
+                         heldout_sampler=heldout_sampler)
     state = create_train_state(MC, lc, OptimConfig(), jax.random.key(0), aug_p=ADA.strength)
-    states, metrics = [jax.device_get(state)], []
-    for _ in range(4):
-        state, m = fns.step(state, images(16, 9), jax.random.key(3))
+    states, metrics, draws = [jax.device_get(state)], [], []
+    data, key = images(16, 9), jax.random.key(3)
+    for i in range(4):
+        draws.append(jax.device_get(fns.draws(data, key, i)))
+        state, m = fns.step(state, data, key)
         states.append(jax.device_get(state))
         metrics.append(jax.device_get(m))
-    return states, metrics
+    return states, metrics, draws
 
 
 def test_ema_in_the_step_follows_its_recurrence(trained):
-    states, _ = trained
+    states, _, _ = trained
     beta = 0.5 ** (B / 10.0)
     ema = states[0].g_params  # the EMA starts as a copy of the initial weights
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(states[0].g_ema),
@@ -87,16 +97,69 @@ def test_ema_in_the_step_follows_its_recurrence(trained):
 
 
 def test_ada_moves_p_every_interval_towards_the_target(trained):
-    states, metrics = trained
+    states, metrics, _ = trained
     delta = B * ADA.ada_interval / (ADA.ada_kimg * 1000)  # 0.08
     p = [float(s.aug_p) for s in states]
     assert p[1] == p[0] == 0.5 and p[3] == p[2]  # unchanged between adjustments
     for k in (2, 4):  # after steps 2 and 4: the mean r_t of the two steps decides
         rt = np.mean([float(metrics[i]["ada_rt"]) for i in (k - 2, k - 1)])
-        expected = p[k - 2] + np.sign(rt - ADA.ada_target) * delta
+        expected = p[k - 2] + np.sign(rt - ADA.target) * delta
         np.testing.assert_allclose(p[k], np.clip(expected, 0, 1), rtol=1e-6)
         assert [float(metrics[i]["aug_p"]) for i in (k - 2, k - 1)] == [p[k - 2]] * 2
     assert np.all(np.asarray(states[-1].ada_acc) == 0)  # reset after an adjustment
+
+
+def test_heldout_signal_in_the_step_is_the_end_critic_on_train_and_heldout_batches(trained):
+    states, metrics, draws = trained
+    disc = Discriminator(MC)
+    for i, d in enumerate(draws):
+        assert d.heldout.shape == (B, 128, 128, 1)
+        data = np.asarray(images(16, 9))  # the held-out batch is made of held-out rows only
+        assert all(any(np.array_equal(h, data[j]) for j in range(N_TRAIN, 16)) for h in d.heldout)
+        d_params = states[i + 1].d_params  # the critic after this step's updates
+        d_tr = np.asarray(disc.apply({"params": d_params}, d.real[-1]), np.float64)
+        d_ho = np.asarray(disc.apply({"params": d_params}, d.heldout), np.float64)
+        # well-posed: no training score within float32 rounding of the held-out mean
+        margin = np.min(np.abs(d_tr - d_ho.mean())) / max(np.abs(d_tr).max(), 1e-12)
+        assert margin > 1e-4, f"step {i}: a score lies {margin:.1e} from the held-out mean"
+        assert float(metrics[i]["ada_rt"]) == np.mean(np.sign(d_tr - d_ho.mean()))
+
+
+def test_heldout_signal_on_constructed_scores():
+    rng = np.random.default_rng(0)
+    # (65536 draws: the sampling spread of r is ~0.006; 0.02 below is ~3 of it)
+    noise = rng.normal(size=(2, 65536)).astype(np.float32)
+    assert float(ada_heldout_signal(5 + noise[0], noise[1])) == 1.0  # memorised: all above
+    assert abs(float(ada_heldout_signal(noise[0], noise[1]))) < 0.02  # generalises: ~0
+    # Gaussian scores: r = 2 Phi(gap / sigma) - 1; a gap of 0.39 sigma -> 0.30 (the target)
+    gap = ada_heldout_signal(0.39 + noise[0], noise[1])
+    assert abs(float(gap) - 0.30) < 0.02
+    assert DiffAugConfig(ada=True).target == 0.3
+    assert DiffAugConfig(ada=True, ada_signal="midpoint").target == 0.6
+    for d in (lambda x: x + 100.0, lambda x: 3.0 * x):  # a WGAN critic is defined up to these
+        assert float(ada_heldout_signal(d(0.39 + noise[0]), d(noise[1]))) == pytest.approx(
+            float(gap), abs=1e-3)
+
+
+def test_heldout_rows_are_never_sampled_for_training():
+    n, held = 10, np.array([2, 7, 9])
+    x = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None], (n, 4, 4)).copy()
+    std = np.full(4, 10.0)  # normalised value = index / 30, inside [-1, 1]
+    moments = Moments(mean=np.zeros(4), std=std, std_raw=std, count=n, frames=4)
+    ds = sampler_lib.build_dataset(x, np.arange(n) % 2, moments, heldout=held)
+    assert (ds.n, ds.n_heldout, ds.n_train) == (10, 3, 7)
+    row_of = lambda v: np.rint(np.asarray(v)[..., 0, 0, 0] * 30).astype(int)  # the row's index
+    np.testing.assert_array_equal(row_of(ds.x), [0, 1, 3, 4, 5, 6, 8, 2, 7, 9])
+    np.testing.assert_array_equal(ds.labels, np.array([0, 1, 3, 4, 5, 6, 8, 2, 7, 9]) % 2)
+    dev = sampler_lib.to_device(ds)
+    assert dev.n_heldout == 3
+    aug = setup_lib.Config().augment  # the default: no real-batch augmentation
+    train = jax.jit(sampler_lib.make_sampler(aug), static_argnums=(2, 3))(dev, jax.random.key(0),
+                                                                          50, 8)
+    held_batch = jax.jit(sampler_lib.make_heldout_sampler(aug), static_argnums=2)(
+        dev, jax.random.key(1), 400)
+    assert set(row_of(train).ravel()) == {0, 1, 3, 4, 5, 6, 8}
+    assert set(row_of(held_batch).ravel()) == {2, 7, 9}
 
 
 def test_ada_signal_on_constructed_logits():

@@ -60,9 +60,18 @@ class DiffAugConfig:
     # Adaptive strength: p moves every ada_interval steps by +-(images in the interval) /
     # (1000 ada_kimg), up when the critic's overfitting signal r_t is above ada_target.
     ada: bool = False
-    # Target of r_t = E[sign(D(real) - c)], c the midpoint of the real and fake logits' means
-    # for a WGAN critic (0 for dcgan, 0.5 for lsgan): ADA's 0.6.
-    ada_target: float = 0.6
+    # The overfitting signal (engine.small_data):
+    #   "heldout"  r = E_train[sign(D(x) - mean D(held-out))]: how far the critic scores the
+    #              examples it trains on above examples it never saw. A fraction ada_heldout
+    #              of the data is held out of training for it.
+    #   "midpoint" r = E_real[sign(D(x) - (E D(real) + E D(fake)) / 2)]: ADA's r_t on centred
+    #              WGAN logits; needs no held-out data, but rises whenever the critic tells
+    #              real from fake, on large data sets too.
+    ada_signal: Literal["heldout", "midpoint"] = "heldout"
+    ada_heldout: float = 0.1  # fraction of the examples held out for "heldout" (at least 1)
+    # Target of r: with Gaussian scores r = 2 Phi(gap / sigma) - 1 (heldout), so 0.3 is a
+    # train/held-out gap of 0.39 sigma; ADA's 0.6 for "midpoint".
+    ada_target: Optional[float] = None  # None: 0.3 for heldout, 0.6 for midpoint
     ada_interval: int = 4  # steps between adjustments of p (ADA: 4)
     ada_kimg: float = 100.0  # thousands of images for p to move by 1 (ADA: 500, for long runs)
     ada_max: float = 1.0  # upper bound of p
@@ -82,12 +91,32 @@ class DiffAugConfig:
         if not self.gain_max >= 0:
             raise ValueError("diffaug.gain_max must be >= 0")
         check_choice("diffaug.shift_mode", self.shift_mode, ("roll", "pad"))
-        if not 0.0 < self.ada_target < 1.0:
+        check_choice("diffaug.ada_signal", self.ada_signal, ("heldout", "midpoint"))
+        if self.ada_target is not None and not 0.0 < self.ada_target < 1.0:
             raise ValueError(f"diffaug.ada_target must be in (0, 1); got {self.ada_target}")
+        if not 0.0 < self.ada_heldout < 1.0:
+            raise ValueError(f"diffaug.ada_heldout is a fraction of the data, in (0, 1); got "
+                             f"{self.ada_heldout}")
         if self.ada_interval < 1 or not self.ada_kimg > 0:
             raise ValueError("diffaug.ada_interval must be >= 1 and diffaug.ada_kimg > 0")
         if self.strength > self.ada_max:
             raise ValueError("diffaug.strength must be <= diffaug.ada_max")
+
+    @property
+    def target(self) -> float:
+        """ada_target, or its default for the chosen signal."""
+        if self.ada_target is not None:
+            return self.ada_target
+        return 0.3 if self.ada_signal == "heldout" else 0.6
+
+    @property
+    def holds_out(self) -> bool:
+        """Whether training holds examples out for ADA's signal."""
+        return self.ada and self.ada_signal == "heldout"
+
+    def n_heldout(self, n: int) -> int:
+        """How many of n examples are held out of training (0 unless holds_out)."""
+        return max(1, int(round(self.ada_heldout * n))) if self.holds_out else 0
 
     @property
     def enabled(self) -> bool:

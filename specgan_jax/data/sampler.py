@@ -28,24 +28,45 @@ from specgan_jax.data.normalize import normalize
 class DeviceDataset:
     """x: [N_pad, F, T, 1] normalised spectrograms (float32 or bfloat16 storage);
     labels: [N_pad] int32; n: the number of real examples (static; rows >= n are padding
-    added so N_pad divides the device count, and are never sampled)."""
+    added so N_pad divides the device count, and are never sampled); n_heldout: rows
+    [n - n_heldout, n) are held out of training (ADA's overfitting signal compares the
+    critic's scores on them with its scores on the training rows [0, n - n_heldout))."""
 
     x: jax.Array
     labels: jax.Array
     n: int = flax.struct.field(pytree_node=False)
+    n_heldout: int = flax.struct.field(pytree_node=False, default=0)
+
+    @property
+    def n_train(self) -> int:
+        """Rows [0, n_train) are sampled for training."""
+        return self.n - self.n_heldout
 
 
 def build_dataset(x_raw: np.ndarray, labels: np.ndarray, moments: Moments,
-                  storage_dtype: str = "float32", chunk: int = 256) -> DeviceDataset:
+                  storage_dtype: str = "float32", chunk: int = 256,
+                  heldout: Optional[np.ndarray] = None) -> DeviceDataset:
     """Raw [N, F, T] (np.memmap fine; normalised chunk by chunk) + labels -> host-side
     DeviceDataset ([N, F, T, 1] normalised, in storage_dtype). Put it on devices with
-    `to_device`."""
+    `to_device`. heldout: indices of examples to hold out of training; they become the last
+    rows (see DeviceDataset.n_heldout), the others keep their order."""
     n, f, t = x_raw.shape
+    order = np.arange(n)
+    n_heldout = 0
+    if heldout is not None and len(heldout):
+        held = np.zeros(n, bool)
+        held[np.asarray(heldout)] = True
+        order = np.concatenate([np.flatnonzero(~held), np.flatnonzero(held)])
+        n_heldout = int(held.sum())
+        if n_heldout >= n:
+            raise ValueError(f"cannot hold out {n_heldout} of {n} examples: none left to train on")
     dtype = jnp.bfloat16 if storage_dtype == "bfloat16" else np.float32
     out = np.empty((n, f, t, 1), dtype)
     for s in range(0, n, chunk):
-        out[s:s + chunk, ..., 0] = normalize(np.asarray(x_raw[s:s + chunk]), moments)
-    return DeviceDataset(x=out, labels=np.asarray(labels, np.int32), n=n)
+        rows = x_raw[order[s:s + chunk]] if n_heldout else x_raw[s:s + chunk]
+        out[s:s + chunk, ..., 0] = normalize(np.asarray(rows), moments)
+    return DeviceDataset(x=out, labels=np.asarray(labels, np.int32)[order], n=n,
+                         n_heldout=n_heldout)
 
 
 def to_device(dataset: DeviceDataset, sharding: Optional[jax.sharding.Sharding] = None
@@ -55,7 +76,8 @@ def to_device(dataset: DeviceDataset, sharding: Optional[jax.sharding.Sharding] 
     a multiple of the shard count; `n` keeps the true size so padding is never sampled."""
     x, labels, n = np.asarray(dataset.x), np.asarray(dataset.labels), dataset.n
     if sharding is None:
-        return DeviceDataset(x=jax.device_put(x), labels=jax.device_put(labels), n=n)
+        return DeviceDataset(x=jax.device_put(x), labels=jax.device_put(labels), n=n,
+                             n_heldout=dataset.n_heldout)
     n_shards = _shards_along_axis0(sharding)
     pad = (-x.shape[0]) % n_shards
     if pad:
@@ -65,7 +87,8 @@ def to_device(dataset: DeviceDataset, sharding: Optional[jax.sharding.Sharding] 
     if isinstance(sharding, jax.sharding.NamedSharding):  # labels are 1-D: keep axis 0's spec
         label_sharding = jax.sharding.NamedSharding(
             sharding.mesh, jax.sharding.PartitionSpec(sharding.spec[0] if sharding.spec else None))
-    return DeviceDataset(x=_put(x, sharding), labels=_put(labels, label_sharding), n=n)
+    return DeviceDataset(x=_put(x, sharding), labels=_put(labels, label_sharding), n=n,
+                         n_heldout=dataset.n_heldout)
 
 
 def _put(a: np.ndarray, sharding: jax.sharding.Sharding) -> jax.Array:
@@ -97,11 +120,26 @@ def make_sampler(augment_cfg: AugmentConfig, with_labels: bool = False) -> Calla
 
     def sampler(data: DeviceDataset, key: jax.Array, n_critic: int, batch_size: int):
         k_idx, k_aug = jax.random.split(key)
-        idx = jax.random.randint(k_idx, (n_critic, batch_size), 0, data.n)  # [K, B]
+        idx = jax.random.randint(k_idx, (n_critic, batch_size), 0, data.n_train)  # [K, B]
         x = data.x[idx].astype(jnp.float32)  # [K, B, F, T, 1]
         k, b, f, t, _ = x.shape
         x = augment_batch(x.reshape(k * b, f, t), k_aug, augment_cfg)  # [K*B, F, T]
         x = x.reshape(k, b, f, t, 1)
         return (x, data.labels[idx]) if with_labels else x
+
+    return sampler
+
+
+def make_heldout_sampler(augment_cfg: AugmentConfig, with_labels: bool = False) -> Callable:
+    """-> sampler(data, key, batch_size) -> one batch [B, F, T, 1] (and labels [B]) of the rows
+    held out of training (DeviceDataset.n_heldout > 0), augmented as the training batches."""
+
+    def sampler(data: DeviceDataset, key: jax.Array, batch_size: int):
+        if not data.n_heldout:
+            raise ValueError("the dataset holds no examples out of training (n_heldout=0)")
+        k_idx, k_aug = jax.random.split(key)
+        idx = jax.random.randint(k_idx, (batch_size,), data.n_train, data.n)
+        x = augment_batch(data.x[idx].astype(jnp.float32)[..., 0], k_aug, augment_cfg)
+        return (x[..., None], data.labels[idx]) if with_labels else x[..., None]
 
     return sampler

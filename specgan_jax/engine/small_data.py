@@ -14,18 +14,28 @@ independently per example and per call. Values are not clipped back to [-1, 1]: 
 get the same transforms, so range reveals nothing, and a clip would cut G's gradient.
 
 ADA (Karras et al. 2020): one probability p scales every transform's probability; every
-`ada_interval` steps p moves by +-(B * interval) / (1000 ada_kimg) towards keeping the
-overfitting signal r_t at its target. ADA's r_t = E[sign(D(real))] reads a sigmoid critic's
+`ada_interval` steps p moves by +-(B * interval) / (1000 ada_kimg) towards keeping an
+overfitting signal r at its target. ADA's r_t = E[sign(D(real))] reads a sigmoid critic's
 decision boundary, 0. A WGAN critic has none: its loss and gradient penalty are unchanged by
-D + c, so sign(D(real)) is arbitrary. We centre the logits on the midpoint c of the batch's
-mean real and fake logits, the boundary that classifies the two by their means:
+D + c, so sign(D(real)) is arbitrary. Two signals, both invariant to D + c and D * s (s > 0):
+
+heldout (the default): a slice of the data is held out of training, and
+    r = E_train[sign(D(x) - E_heldout D(x'))],
+the critic's scores on the training examples against its mean score on examples it never saw
+(one extra critic forward of a training and a held-out batch per step, with the critic of the
+step's end, on un-augmented data). A critic that generalises scores the two alike, r ~ 0,
+however well it tells real from fake and however large the data set; one that memorises its
+training set scores those higher, r -> 1. For Gaussian scores with a gap Delta and spread
+sigma, r = 2 Phi(Delta / sigma) - 1; the default target 0.3 is a gap of 0.39 sigma. This is
+the validation-set gap ADA's paper uses to show overfitting (its Fig. 1, r_v), made online.
+
+midpoint: the logits centred on the midpoint c of the batch's mean real and fake logits,
     r_t = E_real[sign(D(x) - (E D(real) + E D(fake)) / 2)],
-invariant to D + c and to D * s (s > 0). For real logits with spread sigma and a gap
-Delta = E D(real) - E D(fake), r_t ~ 2 Phi(Delta / (2 sigma)) - 1: it measures how far the
-critic separates the training reals from the fakes in units of its own spread on the reals,
-0 when it cannot tell them apart, 1 when every real scores above the midpoint. A critic that
-memorises a small training set drives it to 1; ADA's target 0.6 means Delta ~ 1.7 sigma.
-(dcgan keeps ADA's boundary 0; lsgan uses 0.5, the midpoint of its targets 0 and 1.)
+~ 2 Phi(Delta / (2 sigma)) - 1 for a real/fake gap Delta: how far the critic separates reals
+from fakes in units of its spread on the reals. It needs no held-out data, but a WGAN critic
+separates them on large data sets too (measured: README, "Small data sets"), so it measures
+the generator's deficit as much as overfitting. ADA's target 0.6.
+(dcgan keeps ADA's boundary 0 for midpoint; lsgan uses 0.5, the midpoint of its targets.)
 """
 
 from __future__ import annotations
@@ -123,8 +133,13 @@ def ada_signal(loss: str, d_real, d_fake):
     return jnp.mean(jnp.sign(d_real - c))
 
 
+def ada_heldout_signal(d_train, d_heldout):
+    """r of one step: E_train[sign(D(x_train) - mean D(x_heldout))] (module docstring)."""
+    return jnp.mean(jnp.sign(d_train - jnp.mean(d_heldout)))
+
+
 def ada_adjust(p, rt, cfg: DiffAugConfig, batch_size: int):
     """p after one adjustment from the interval's mean r_t: +-(B interval) / (1000 ada_kimg),
     clipped to [0, ada_max]; unchanged when r_t equals the target."""
     delta = batch_size * cfg.ada_interval / (cfg.ada_kimg * 1000)
-    return jnp.clip(p + jnp.sign(rt - cfg.ada_target) * delta, 0.0, cfg.ada_max)
+    return jnp.clip(p + jnp.sign(rt - cfg.target) * delta, 0.0, cfg.ada_max)

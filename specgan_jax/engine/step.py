@@ -36,9 +36,11 @@ from specgan_jax.engine import losses
 from specgan_jax.config import DiffAugConfig, EMAConfig, LossConfig, ModelConfig, OptimConfig
 from specgan_jax.engine.layers import BN_MOMENTS, BatchNorm, advance_running_stats
 from specgan_jax.engine.models import Discriminator, Generator, init_models, resolve_impl
-from specgan_jax.engine.small_data import ada_adjust, diff_augment, ema_beta, ema_update
+from specgan_jax.engine.small_data import (ada_adjust, ada_heldout_signal, diff_augment,
+                                           ema_beta, ema_update)
 
 Sampler = Callable[[Any, jax.Array, int, int], jax.Array]
+HeldoutSampler = Callable[[Any, jax.Array, int], jax.Array]
 
 
 @flax.struct.dataclass
@@ -68,6 +70,8 @@ class Draws:
     # PRNG key of the DiffAugment draws (n_critic critic updates + the G update); None when
     # DiffAugment is off (the parity suite's Draws have none).
     k_aug: Optional[jax.Array] = None
+    # [B, F, T, 1] examples held out of training, for ADA's "heldout" signal; None otherwise.
+    heldout: Optional[jax.Array] = None
 
 
 def sample_latents(key, n: int, latent_dim: int, dist: str = "uniform"):
@@ -133,7 +137,8 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
                    batch_size: int, sampler: Optional[Sampler] = None,
                    unroll_critic: Optional[bool] = None, mesh: Optional[Mesh] = None,
                    ema_cfg: EMAConfig = EMAConfig(), diffaug_cfg: DiffAugConfig = DiffAugConfig(),
-                   gain_scale: Optional[np.ndarray] = None) -> TrainFns:
+                   gain_scale: Optional[np.ndarray] = None,
+                   heldout_sampler: Optional[HeldoutSampler] = None) -> TrainFns:
     """Build the jitted training functions.
 
     unroll_critic: unroll the lax.scan over critic updates (same program semantics, the loop
@@ -147,6 +152,8 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
     ema_cfg, diffaug_cfg, gain_scale: the generator EMA, DiffAugment and ADA
       (engine.small_data); gain_scale [F] maps DiffAugment's gain draw to normalised units
       (small_data.gain_scale_from_std of the data's moments).
+    heldout_sampler: (data, key, B) -> a batch of the examples held out of training
+      (data.sampler.make_heldout_sampler); needed for ADA's "heldout" signal.
     """
     if mesh is not None:
         n_data = mesh.shape["data"]  # KeyError: a mesh without a "data" axis
@@ -166,6 +173,10 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         unroll_critic = jax.default_backend() == "cpu"
     has_bs = model_cfg.use_batchnorm
     augment = diffaug_cfg.enabled
+    heldout_signal = diffaug_cfg.holds_out
+    if heldout_signal and sampler is not None and heldout_sampler is None:
+        raise ValueError("ADA's heldout signal needs a heldout_sampler (or diffaug.ada_signal "
+                         "'midpoint')")
 
     def aug(x, key, p):
         return diff_augment(x, key, p, diffaug_cfg, gain_scale) if augment else x
@@ -245,10 +256,18 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         updates, g_opt = g_tx.update(g_grads, state.g_opt_state, state.g_params)
         g_params = optax.apply_updates(state.g_params, updates)
         g_ema = ema_update(state.g_ema, g_params, ema_beta(state.step, batch_size, ema_cfg))
-        # ADA: r_t averaged over the critic updates since p last moved, p adjusted every
-        # ada_interval steps (inside the step, so a resumed run adapts exactly as an
-        # uninterrupted one).
-        ada_acc = state.ada_acc + jnp.stack([jnp.sum(dm["ada_rt"]), jnp.float32(n_critic)])
+        # ADA: r averaged since p last moved (over critic updates for the midpoint signal,
+        # over steps for the held-out one), p adjusted every ada_interval steps (inside the
+        # step, so a resumed run adapts exactly as an uninterrupted one).
+        if heldout_signal:
+            if draws.heldout is None:
+                raise ValueError("ADA's heldout signal: Draws.heldout must be given")
+            rt = ada_heldout_signal(d_apply(d_params, draws.real[-1]),
+                                    d_apply(d_params, draws.heldout))
+            ada_acc = state.ada_acc + jnp.stack([rt, jnp.float32(1)])
+        else:
+            rt = jnp.mean(dm["ada_rt"])
+            ada_acc = state.ada_acc + jnp.stack([jnp.sum(dm["ada_rt"]), jnp.float32(n_critic)])
         new_p = p
         if diffaug_cfg.ada:
             due = (state.step + 1) % diffaug_cfg.ada_interval == 0
@@ -262,7 +281,7 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
             "g_loss": gl,
             "g_grad_norm": optax.tree.norm(g_grads),
             "nonfinite": (~finite).astype(jnp.float32),  # 1.0: a loss was NaN/inf this step
-            "ada_rt": jnp.mean(dm["ada_rt"]),  # the critic's overfitting signal (small_data)
+            "ada_rt": rt,  # the critic's overfitting signal (small_data)
             "aug_p": p,  # DiffAugment's strength during this step
             **jax.lax.stop_gradient(g_stats),
             "real_batch_std": jnp.mean(jnp.std(draws.real[-1], axis=0)),
@@ -282,7 +301,8 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
             return lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
 
         return Draws(real=split(d.real, 1), z_d=split(d.z_d, 1), alpha=split(d.alpha, 1),
-                     label_u=split(d.label_u, 2), z_g=split(d.z_g, 0), k_aug=d.k_aug)
+                     label_u=split(d.label_u, 2), z_g=split(d.z_g, 0), k_aug=d.k_aug,
+                     heldout=None if d.heldout is None else split(d.heldout, 0))
 
     def draws(data, key, step) -> Draws:
         if sampler is None:
@@ -298,8 +318,10 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
             alpha=jax.random.uniform(k_alpha, (n_critic, b), jnp.float32),
             label_u=jax.random.uniform(k_label, (n_critic, 2, b), jnp.float32),
             z_g=sample_latents(k_zg, b, latent, loss_cfg.latent_dist),
-            # a sixth stream folded in, so the five draws above (and old runs) are unchanged
+            # further streams folded in, so the five draws above (and old runs) are unchanged
             k_aug=jax.random.fold_in(k, 5) if augment else None,
+            heldout=(heldout_sampler(data, jax.random.fold_in(k, 6), b).astype(jnp.float32)
+                     if heldout_signal else None),
         ))
 
     def step(state, data, key):

@@ -104,6 +104,18 @@ def load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], Non
     return dataset, moments
 
 
+def heldout_indices(n: int, config: Config) -> np.ndarray:
+    """The examples held out of training for ADA's heldout signal (none unless it is on): a
+    random fraction diffaug.ada_heldout, drawn from train.seed so a resumed run holds out the
+    same ones."""
+    k = config.diffaug.n_heldout(n)
+    if k >= n:
+        raise ConfigError(f"ADA's heldout signal holds out {k} of {n} spectrograms, leaving none "
+                          "to train on; use more data or --diffaug.ada_signal midpoint")
+    rng = np.random.default_rng([config.train.seed, 0xADA])
+    return np.sort(rng.permutation(n)[:k])
+
+
 def _restore(ckpt: Checkpointer, state, k_train, log, aug_p: float
              ) -> tuple[object, Optional[int]]:
     """The latest checkpoint's state and step, checked against this run; (state, None) if
@@ -178,11 +190,17 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
     replicated = NamedSharding(mesh, P())
 
     dataset, moments = load_data(config, workdir, demo, log, write=is_main)
+    n = dataset.x.shape[0]
+    heldout = heldout_indices(n, config)
     data = sampler_lib.to_device(
-        sampler_lib.build_dataset(dataset.x, dataset.labels, moments, config.data.storage_dtype),
+        sampler_lib.build_dataset(dataset.x, dataset.labels, moments, config.data.storage_dtype,
+                                  heldout=heldout),
         NamedSharding(mesh, P("data")))
-    log(f"data: {dataset.x.shape[0]} spectrograms, {len(dataset.class_names)} class(es)"
+    log(f"data: {n} spectrograms, {len(dataset.class_names)} class(es)"
         + (" (demo)" if demo else ""))
+    if len(heldout):
+        log(f"ADA: {len(heldout)} of {n} spectrograms held out of training; the critic's "
+            "overfitting signal compares its scores on them with those on the training ones")
 
     k_init, k_train, k_preview = run_keys(tc.seed)
     # Initialised by one jitted call straight onto every device (replicated), not op by op on
@@ -194,7 +212,8 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
     fns = make_train_fns(config.model, config.loss, config.optim, tc.batch_size,
                          sampler_lib.make_sampler(config.augment), mesh=mesh,
                          ema_cfg=config.ema, diffaug_cfg=config.diffaug,
-                         gain_scale=gain_scale_from_std(moments.std))
+                         gain_scale=gain_scale_from_std(moments.std),
+                         heldout_sampler=sampler_lib.make_heldout_sampler(config.augment))
     ckpt = stack.enter_context(contextlib.closing(Checkpointer(
         os.path.join(workdir, run_dir_lib.CHECKPOINTS), keep=tc.keep_checkpoints,
         every_steps=tc.checkpoint_every, every_secs=tc.checkpoint_every_secs, use_async=False)))
