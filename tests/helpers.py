@@ -1,12 +1,18 @@
 """Plain helpers shared by the tests (fixtures are in conftest.py; tests import from here)."""
 
+import dataclasses
 import os
 
 import jax
 import numpy as np
 
+from specgan_jax.config import Config, ModelConfig, TrainConfig
+from specgan_jax.data.moments import compute_moments
+from specgan_jax.engine.models import resolve_impl
+from specgan_jax.engine.sampling import run_keys
 from specgan_jax.engine.step import create_train_state
-from specgan_jax.run.checkpoint import Checkpointer
+from specgan_jax.run import run_dir as run_dir_lib
+from specgan_jax.run.checkpoint import Checkpointer, key_to_json
 from specgan_jax.run.run_dir import load_run_config
 
 
@@ -41,3 +47,35 @@ def restore_state(workdir, sub="checkpoints", step=None):
         return ck.restore(target, step=step)
     finally:
         ck.close()
+
+
+def write_conditional_run(workdir, class_names, x=None, *, dim: int = 4, seed: int = 0,
+                          use_batchnorm: bool = False, state_fn=None, step: int = 0):
+    """A class-conditional run directory made without training (training does not feed labels
+    yet): config.json (model.conditional, n_classes = len(class_names), dim `dim`),
+    moments.npz of `x` (raw [N, 128, 128]; default: random log-magnitude-like data),
+    labels.json, and checkpoint `step` of create_train_state(k_init of `seed`), passed through
+    `state_fn(state) -> state` when given (e.g. to make BN statistics non-trivial).
+    Returns the Config."""
+    workdir = str(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    config = Config(model=ModelConfig(dim=dim, conditional=True, n_classes=len(class_names),
+                                      use_batchnorm=use_batchnorm),
+                    train=dataclasses.replace(TrainConfig(), seed=seed, batch_size=4))
+    run_dir_lib.check_or_write_config(config, workdir,
+                                      {"model.conv_impl": resolve_impl(config.model)})
+    if x is None:
+        rng = np.random.default_rng(seed)
+        x = -6.0 + 0.03 * np.arange(128)[:, None] + rng.normal(0, 0.5, (8, 128, 128))
+    compute_moments(np.asarray(x, np.float32)).save(os.path.join(workdir, run_dir_lib.MOMENTS))
+    run_dir_lib.write_labels(workdir, class_names)
+    k_init, k_train, _ = run_keys(seed)
+    state = create_train_state(config.model, config.loss, config.optim, k_init)
+    if state_fn is not None:
+        state = state_fn(state)
+    ck = Checkpointer(os.path.join(workdir, run_dir_lib.CHECKPOINTS), use_async=False)
+    try:
+        ck.save(step, state, {"key": key_to_json(k_train)})
+    finally:
+        ck.close()
+    return config

@@ -8,13 +8,18 @@ separated, one spectrogram per file.
 
 Seeding: sample i of seed S uses z_i = sample_latents(fold_in(PRNGKey(S), i)), so a (seed, i)
 pair names one spectrogram whatever --n and --batch-size are (specgan_jax.engine.sampling).
-Exit status: 0 done, 1 a user error (no run directory, no checkpoint, ...), 2 bad options.
+A class-conditional run names one spectrogram by (seed, class, i): sample i of every class uses
+the same z_i, so the same i shows the classes at the same noise. --truncation t multiplies
+every z by t (the latents' mean is 0).
+Exit status: 0 done, 1 a user error (no run directory, no checkpoint, unknown class, ...),
+2 bad options.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import Optional
 
@@ -22,8 +27,8 @@ import numpy as np
 
 from specgan_jax import atomic
 from specgan_jax.cli import flags
-from specgan_jax.engine.sampling import interpolation_latents, latents
-from specgan_jax.errors import SpecganError
+from specgan_jax.engine.sampling import interpolation_latents, latents, truncate
+from specgan_jax.errors import RunDirError, SpecganError
 from specgan_jax.run import preview
 from specgan_jax.run.run_dir import LoadedRun
 
@@ -40,6 +45,20 @@ examples:
 
   # Latent interpolation: N spectrograms on the line from sample 0 to sample 1 of the seed:
   python scripts/generate.py runs/demo-1a2b3c4d --n 8 --interpolate --out interp
+
+  # Fidelity over diversity: latents shrunk toward their mean by 0.7:
+  python scripts/generate.py runs/demo-1a2b3c4d --n 16 --truncation 0.7 --out samples
+
+class-conditional runs (--model.conditional), e.g. trained on data/type_1/, data/type_3/, ...:
+  # 8 spectrograms of class type_3, written as samples/type_3/type_3_seed0_00000.csv ...:
+  python scripts/generate.py runs/types-1a2b3c4d --class type_3 --per-class 8 --out samples
+
+  # 4 of every class, one class folder each (the input's layout); --n 12 instead: 12 in
+  # total, the classes taken in turn:
+  python scripts/generate.py runs/types-1a2b3c4d --per-class 4 --out samples
+
+  # One interpolation strip of 8 per class as one picture, one row per class:
+  python scripts/generate.py runs/types-1a2b3c4d --interpolate --n 8 --format png --out interp
 """
 
 CSV_FMT = "%.7g"  # 7 significant digits: float32 data round-trips to ~1e-7 relative
@@ -73,12 +92,54 @@ def write_outputs(x: np.ndarray, out_dir: str, fmt: str, stem: str, names: list[
     return [p]
 
 
+def safe_name(name: str) -> str:
+    """A class name as a file / folder name (class names come from folder names, but a file
+    list's "PATH<TAB>CLASS" may hold any text)."""
+    safe = re.sub(r"[^\w.+-]", "_", name)
+    return "_" + safe if safe in ("", ".", "..") else safe
+
+
+def class_plan(n_classes_chosen: int, n: int, per_class: Optional[int], start: int
+               ) -> list[np.ndarray]:
+    """Sample indices of each chosen class: start..start+per_class-1 for every class, or, with
+    per_class None, n in total with the classes taken in turn (sample j of the n goes to class
+    j mod K as its index start + j // K)."""
+    if per_class is not None:
+        return [np.arange(start, start + per_class)] * n_classes_chosen
+    counts = [len(range(k, n, n_classes_chosen)) for k in range(n_classes_chosen)]
+    return [np.arange(start, start + c) for c in counts]
+
+
+def write_class_outputs(parts: list, out_dir: str, fmt: str, png_stem: str, freq_rows: bool,
+                        title: str) -> list[str]:
+    """parts: (class name, x [n_k, rows, cols], sample names, stem) per class. CSVs go into one
+    folder per class (OUT/<class>/, the input's layout), .npy files one per class, and a PNG is
+    one grid with a row per class."""
+    parts = [p for p in parts if len(p[1])]
+    if fmt == "png":
+        rows = [x if freq_rows else np.swapaxes(x, 1, 2) for _, x, _, _ in parts]
+        vmin, vmax = preview.color_range(np.concatenate(rows))
+        path = os.path.join(out_dir, png_stem + ".png")
+        os.makedirs(out_dir, exist_ok=True)
+        return [preview.save_class_grid(path, rows, None, [c for c, _, _, _ in parts],
+                                        title=title, vmin=vmin, vmax=vmax)]
+    written = []
+    for cls, x, names, stem in parts:
+        folder = os.path.join(out_dir, safe_name(cls)) if fmt == "csv" else out_dir
+        written += write_outputs(x, folder, fmt, stem, names, freq_rows, title)
+    return written
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="specgan-generate", description="Generate spectrograms from a trained SpecGAN run.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by scripts/train.py")
-    p.add_argument("--n", type=int, default=16, help="number of spectrograms [default: 16]")
+    p.add_argument("--n", type=int, default=None,
+                   help="number of spectrograms [default: 16]; for a class-conditional run "
+                        "without --per-class, in total, the chosen classes taken in turn "
+                        "(round-robin, not by the training set's class frequencies); with "
+                        "--interpolate, the points of each strip")
     p.add_argument("--out", default=None,
                    help="output folder [default: RUN_DIR/generated]")
     p.add_argument("--format", choices=("csv", "npy", "png"), default="csv",
@@ -97,7 +158,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "average (the EMA is the default; runs saved before it existed have "
                         "only the trained weights)")
     p.add_argument("--interpolate", action="store_true",
-                   help="n samples on the line from sample 0 to sample 1 of the seed")
+                   help="n samples on the line from sample 0 to sample 1 of the seed; for a "
+                        "class-conditional run, one such strip per chosen class (the same "
+                        "latents), one row per class in a PNG")
+    p.add_argument("--class", dest="classes", action="append", default=None, metavar="NAME",
+                   help="class-conditional runs: generate this class (repeatable; names as in "
+                        "RUN_DIR/labels.json) [default: every class]")
+    p.add_argument("--per-class", type=int, default=None, metavar="N",
+                   help="class-conditional runs: N spectrograms of each chosen class "
+                        "(samples start..start+N-1 of the seed, the same latents for every "
+                        "class)")
+    p.add_argument("--truncation", type=float, default=1.0, metavar="T",
+                   help="truncation trick, 0 < T <= 1: every latent z becomes T z (shrunk "
+                        "toward the latents' mean, 0): closer to typical samples, less varied "
+                        "[default: 1, off]")
     p.add_argument("--batch-size", type=int, default=64,
                    help="generator batch size (does not change the samples) [default: 64]")
     return p
@@ -105,33 +179,93 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.n < 1 or args.batch_size < 1 or args.start < 0:
-        print("error: --n and --batch-size must be >= 1, --start >= 0", file=sys.stderr)
+    problems = []
+    if (args.n is not None and args.n < 1) or args.batch_size < 1 or args.start < 0:
+        problems.append("--n and --batch-size must be >= 1, --start >= 0")
+    if args.per_class is not None and args.per_class < 1:
+        problems.append("--per-class must be >= 1")
+    if args.n is not None and args.per_class is not None:
+        problems.append("give --n (in total) or --per-class (of each class), not both")
+    if not 0.0 < args.truncation <= 1.0:
+        problems.append(f"--truncation must be in (0, 1]; got {args.truncation}")
+    if problems:
+        print("error: " + "; ".join(problems), file=sys.stderr)
         return flags.finish(2, argv)
     try:
         run = LoadedRun(args.run_dir, step=args.step, checkpoint_dir=args.checkpoint_dir,
                         raw=args.raw)
-        mc, lc = run.config.model, run.config.loss
-        if args.interpolate:
-            z = interpolation_latents(args.seed, args.n, mc.latent_dim, lc.latent_dist)
-            names = [f"interp_seed{args.seed}_{i:05d}" for i in range(args.n)]
-            stem = f"interp_seed{args.seed}"
-        else:
-            idx = np.arange(args.start, args.start + args.n)
-            z = latents(args.seed, idx, mc.latent_dim, lc.latent_dist)
-            names = [f"seed{args.seed}_{i:05d}" for i in idx]
-            stem = f"seed{args.seed}_{args.start:05d}-{args.start + args.n - 1:05d}"
-        x = run.generate(z, args.batch_size)
         out = args.out or os.path.join(args.run_dir, "generated")
-        written = write_outputs(x, out, args.format, stem, names,
-                                freq_rows=run.config.data.orientation == "freq_rows",
-                                title=f"{args.run_dir} step {run.step}, seed {args.seed}")
+        freq_rows = run.config.data.orientation == "freq_rows"
+        title = (f"{args.run_dir} step {run.step}, seed {args.seed}"
+                 + (f", truncation {args.truncation:g}" if args.truncation < 1 else ""))
+        if run.conditional:
+            written, total = _generate_by_class(run, args, out, freq_rows, title)
+        else:
+            if args.classes or args.per_class is not None:
+                raise RunDirError(run.unconditional_message() + " (--class, --per-class)")
+            written, total = _generate(run, args, out, freq_rows, title)
     except SpecganError as e:
         print(f"error: {e}", file=sys.stderr)
         return flags.finish(1, argv)
-    print(f"wrote {len(written)} file(s) ({args.n} spectrograms, {x.shape[1]}x{x.shape[2]}) "
-          f"from step {run.step} to {out}")
+    print(f"wrote {len(written)} file(s) ({total}) from step {run.step} to {out}")
     return flags.finish(0, argv)
+
+
+def _latents(run: LoadedRun, args, idx=None, count=None):
+    mc, lc = run.config.model, run.config.loss
+    if args.interpolate:
+        z = interpolation_latents(args.seed, count, mc.latent_dim, lc.latent_dist)
+    else:
+        z = latents(args.seed, idx, mc.latent_dim, lc.latent_dist)
+    return np.asarray(truncate(z, args.truncation))
+
+
+def _generate(run: LoadedRun, args, out: str, freq_rows: bool, title: str):
+    n = args.n or 16
+    if args.interpolate:
+        z = _latents(run, args, count=n)
+        names = [f"interp_seed{args.seed}_{i:05d}" for i in range(n)]
+        stem = f"interp_seed{args.seed}"
+    else:
+        idx = np.arange(args.start, args.start + n)
+        z = _latents(run, args, idx=idx)
+        names = [f"seed{args.seed}_{i:05d}" for i in idx]
+        stem = f"seed{args.seed}_{args.start:05d}-{args.start + n - 1:05d}"
+    x = run.generate(z, batch_size=args.batch_size)
+    written = write_outputs(x, out, args.format, stem, names, freq_rows, title)
+    return written, f"{n} spectrograms, {x.shape[1]}x{x.shape[2]}"
+
+
+def _generate_by_class(run: LoadedRun, args, out: str, freq_rows: bool, title: str):
+    chosen = list(dict.fromkeys(args.classes)) if args.classes else list(run.class_names)
+    ids = run.class_ids(chosen)
+    s = args.seed
+    if args.interpolate:
+        count = args.per_class or args.n or 16
+        z1 = _latents(run, args, count=count)
+        plans = [np.arange(count)] * len(ids)
+        z = np.concatenate([z1] * len(ids))
+        kinds = [(f"{safe_name(c)}_interp_seed{s}", f"{safe_name(c)}_interp_seed{s}")
+                 for c in chosen]
+        png_stem = f"interp_seed{s}"
+    else:
+        plans = class_plan(len(ids), args.n or 16, args.per_class, args.start)
+        z = _latents(run, args, idx=np.concatenate(plans))
+        kinds = [(f"{safe_name(c)}_seed{s}",
+                  f"{safe_name(c)}_seed{s}_{p[0] if len(p) else 0:05d}-"
+                  f"{p[-1] if len(p) else 0:05d}") for c, p in zip(chosen, plans)]
+        png_stem = f"seed{s}_{args.start:05d}"
+    if len(chosen) == 1:
+        png_stem = f"{safe_name(chosen[0])}_{png_stem}"
+    labels = np.concatenate([np.full(len(p), k, np.int32) for k, p in zip(ids, plans)])
+    x = run.generate(z, labels=labels, batch_size=args.batch_size)
+    parts, at = [], 0
+    for c, p, (prefix, stem) in zip(chosen, plans, kinds):
+        parts.append((c, x[at:at + len(p)], [f"{prefix}_{i:05d}" for i in p], stem))
+        at += len(p)
+    written = write_class_outputs(parts, out, args.format, png_stem, freq_rows, title)
+    counts = ", ".join(f"{c} {len(p)}" for c, p in zip(chosen, plans))
+    return written, f"{len(x)} spectrograms, {x.shape[1]}x{x.shape[2]}; {counts}"
 
 
 if __name__ == "__main__":

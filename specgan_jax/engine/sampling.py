@@ -42,6 +42,16 @@ def interpolation_latents(seed: int, n: int, latent_dim: int, dist: str):
     return (1 - w) * ends[0] + w * ends[1]
 
 
+def truncate(z, t: float):
+    """The truncation trick: z shrunk toward the latent distribution's mean by t in (0, 1],
+    z' = mean + t (z - mean) = t z (the mean is 0 for both U(-1, 1) and N(0, 1) latents).
+    Smaller t trades diversity for fidelity (samples nearer the typical one); t = 1 returns z
+    itself. For U(-1, 1) latents the shrunk z stays inside the training cube."""
+    if not 0.0 < t <= 1.0:
+        raise ValueError(f"truncation must be in (0, 1]; got {t}")
+    return z if t == 1.0 else t * jnp.asarray(z)
+
+
 def map_padded(fn: Callable, x, batch_size: int):
     """fn applied to x [N, ...] in batches of exactly `batch_size` rows -> numpy outputs for the
     N rows. fn returns an array or a tuple of arrays (an entry may be None); the result has the

@@ -101,6 +101,21 @@ def write_labels(workdir: str, class_names) -> None:
                       json.dumps({"class_names": list(class_names)}, indent=2) + "\n")
 
 
+def load_labels(workdir: str) -> list[str]:
+    """labels.json's class names by label index; [] when the run has none."""
+    path = os.path.join(workdir, LABELS)
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            names = json.load(fh)["class_names"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunDirError(f"{path}: not a labels file with a class_names list ({e})") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise RunDirError(f"{path}: class_names must be a list of strings")
+    return names
+
+
 def load_basics(run_dir: str) -> tuple[Config, Moments]:
     """config.json and moments.npz of an existing run directory (RunDirError if missing)."""
     if not os.path.isdir(run_dir):
@@ -167,7 +182,12 @@ class LoadedRun:
     """A run directory's generator, ready to sample: config, moments, G variables, step.
 
     Samples come from the EMA of G's weights (engine.small_data), the trained weights with
-    raw=True; a run saved before the EMA existed has only the trained weights."""
+    raw=True; a run saved before the EMA existed has only the trained weights.
+
+    A class-conditional run (model.conditional) samples G(z, y): `generate` needs a label per
+    latent (`class_ids` turns class names into labels); an unconditional one takes none.
+    `class_names` are labels.json's names by label index ([] without labels.json; for a
+    conditional run without one, "0", "1", ... so that labels can still be named)."""
 
     def __init__(self, run_dir: str, step: Optional[int] = None,
                  checkpoint_dir: str = CHECKPOINTS, raw: bool = False):
@@ -176,6 +196,15 @@ class LoadedRun:
         if not os.path.isdir(ckdir):
             raise RunDirError(f"no checkpoint in {run_dir} (no {checkpoint_dir}/ folder)")
         c = self.config
+        self.conditional = bool(c.model.conditional)
+        self.class_names = load_labels(run_dir)
+        if self.conditional:
+            if not self.class_names:
+                self.class_names = [str(k) for k in range(c.model.n_classes)]
+            if len(self.class_names) != c.model.n_classes:
+                raise RunDirError(
+                    f"{os.path.join(run_dir, LABELS)} names {len(self.class_names)} classes; "
+                    f"the run's conditional model has model.n_classes={c.model.n_classes}")
         abstract = jax.eval_shape(lambda k: create_train_state(c.model, c.loss, c.optim, k),
                                   jax.random.PRNGKey(0))
         dev = jax.sharding.SingleDeviceSharding(jax.devices()[0])
@@ -193,16 +222,61 @@ class LoadedRun:
         self.g_batch_stats = restored.state.g_batch_stats
         self._gen = make_generate_fn(c.model)
 
-    def generate_normalized(self, z, batch_size: int = 64) -> np.ndarray:
-        """z [N, latent] -> G's output [N, F, T] float32 in the normalised domain [-1, 1]
-        (rows = frequency), as the model sees data."""
-        return generate_batched(self._gen, self.g_params, self.g_batch_stats, z,
-                                min(batch_size, len(z)))
+    def class_ids(self, names) -> np.ndarray:
+        """Class names (labels.json's) -> int32 labels of a conditional model; RunDirError for
+        an unconditional model or an unknown name (the message lists the known ones)."""
+        if not self.conditional:
+            raise RunDirError(self.unconditional_message())
+        known = {n: k for k, n in enumerate(self.class_names)}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise RunDirError(f"unknown class {', '.join(map(repr, unknown))}; this run's "
+                              f"classes are: {', '.join(self.class_names)}")
+        return np.asarray([known[n] for n in names], np.int32)
 
-    def generate(self, z, batch_size: int = 64) -> np.ndarray:
-        """z [N, latent] -> spectrograms [N, rows, cols] in the input's units and orientation
-        (rows = frequency unless the run's data.orientation is 'time_rows')."""
-        x = denormalize(self.generate_normalized(z, batch_size), self.moments)  # input units
+    def unconditional_message(self) -> str:
+        classes = (f" (its data's classes {', '.join(self.class_names)} were not given to it)"
+                   if len(self.class_names) > 1 else "")
+        return ("this run's model is unconditional (model.conditional is off): it generates "
+                f"without classes{classes}, so class labels cannot be given")
+
+    def _labels(self, labels, n: int):
+        """Check `labels` against the model: None for unconditional, int32 [n] otherwise."""
+        if labels is None:
+            if self.conditional:
+                raise RunDirError(
+                    "this run's model is class-conditional: give a class per sample (classes: "
+                    f"{', '.join(self.class_names)})")
+            return None
+        if not self.conditional:
+            raise RunDirError(self.unconditional_message())
+        labels = np.asarray(labels)
+        if labels.dtype.kind in "US":  # class names
+            labels = self.class_ids(labels.tolist())
+        labels = labels.astype(np.int32)
+        if labels.shape != (n,):
+            raise RunDirError(f"{labels.shape} class labels for {n} latents; give one per latent")
+        bad = labels[(labels < 0) | (labels >= len(self.class_names))]
+        if len(bad):
+            raise RunDirError(f"class label {int(bad[0])} is out of range: this run has "
+                              f"{len(self.class_names)} classes (0..{len(self.class_names) - 1})")
+        return labels
+
+    def generate_normalized(self, z, labels=None, batch_size: int = 64) -> np.ndarray:
+        """z [N, latent] (and, for a conditional model, labels [N]: ints or class names) ->
+        G's output [N, F, T] float32 in the normalised domain [-1, 1] (rows = frequency), as
+        the model sees data."""
+        if isinstance(labels, (int, np.integer)):  # an old positional batch_size
+            raise TypeError("generate(z, labels=None, batch_size=64): pass batch_size by name")
+        labels = self._labels(labels, len(z))
+        return generate_batched(self._gen, self.g_params, self.g_batch_stats, z,
+                                min(batch_size, len(z)), labels=labels)
+
+    def generate(self, z, labels=None, batch_size: int = 64) -> np.ndarray:
+        """z [N, latent] (and labels [N] for a conditional model, see generate_normalized) ->
+        spectrograms [N, rows, cols] in the input's units and orientation (rows = frequency
+        unless the run's data.orientation is 'time_rows')."""
+        x = denormalize(self.generate_normalized(z, labels, batch_size), self.moments)
         if self.config.data.orientation == "time_rows":
             x = np.swapaxes(x, 1, 2)  # back to the files' rows = time
         return x
