@@ -39,9 +39,16 @@ examples:
   # The best checkpoint kept during training (--train.eval_every), at a fixed seed:
   python scripts/evaluate.py runs/mydata --real data/test --checkpoint-dir checkpoints_best_fd
 
+  # A class-conditional run: each class of --real (class folders, named as the run's) gets
+  # --n samples (0: as many as its held-out reals); also per-class metrics:
+  python scripts/evaluate.py runs/types --real data/test_types --out eval_types
+
 Writes OUT/eval.json (one key per metric, each {"generated": ..., "real_baseline": ...}, and
 "meta") and OUT/eval_report.png. Every metric's baseline compares real with real, so a value
 has a scale: generated values near the baseline are as close as two real samples.
+Per class (conditional runs, or --fakes in class folders): intra_fd and intra_kid (samples of
+class k against the reals of class k, averaged over classes; "per_class" holds each class)
+and class_accuracy (how often the feature classifier names the intended class).
 """
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 LOSSES = ("wgan-gp", "wgan", "dcgan", "lsgan")
-# Metrics that can pick the best checkpoint (all but the last: lower is better).
-EVAL_METRICS = ("fd", "kid", "ndb", "mean_rms", "std_rms", "inception_score")
+# Metrics that can pick the best checkpoint (lower is better except inception_score and
+# class_accuracy; the last three are per class, for conditional models).
+EVAL_METRICS = ("fd", "kid", "ndb", "mean_rms", "std_rms", "inception_score", "intra_fd",
+                "intra_kid", "class_accuracy")
 
 
 def check_choice(name: str, value, choices) -> None:

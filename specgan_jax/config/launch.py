@@ -20,7 +20,8 @@ class EvalConfig:
     # scripts/generate.py --seed S writes), the KID subsets and the k-means of NDB.
     seed: int = 0
     # Generated samples to evaluate; 0 = as many as the held-out real split. Equal sizes keep
-    # the small-sample bias of the Fréchet distance equal to that of the real baseline.
+    # the small-sample bias of the Fréchet distance equal to that of the real baseline. For a
+    # class-conditional run: per class (0: as many as the class's held-out reals).
     n: int = 0
     # At most this many real spectrograms per split (reference / held-out), chosen at random:
     # bounds time and memory (nearest neighbours cost N_gen x N_ref x F x T).

@@ -44,9 +44,14 @@ class TrainConfig:
     # checkpoints_best_<metric>/. Uses its own random numbers: training is unchanged. Run control.
     eval_every: int = 0
     # The metric that picks the best checkpoint: lower is better, except inception_score (higher;
-    # needs data with classes). Run control.
-    eval_metric: Literal["fd", "kid", "ndb", "mean_rms", "std_rms", "inception_score"] = "fd"
-    eval_n: int = 0  # generated samples per evaluation; 0 = the held-out split's size; run control
+    # needs data with classes) and class_accuracy (higher). intra_fd, intra_kid (each class's
+    # samples against that class's reals, averaged) and class_accuracy (the feature
+    # classifier's accuracy on samples of each class) need a conditional model. Run control.
+    eval_metric: Literal["fd", "kid", "ndb", "mean_rms", "std_rms", "inception_score",
+                         "intra_fd", "intra_kid", "class_accuracy"] = "fd"
+    # Generated samples per evaluation (per class for a conditional model); 0 = the held-out
+    # split's size (of that class). Run control.
+    eval_n: int = 0
     # Stop when this many evaluations in a row brought no new best eval_metric (0: never); the
     # reason is printed and written to the run (stopped.json). Needs eval_every. Run control.
     stop_after_no_improvement: int = 0

@@ -38,6 +38,10 @@ baseline of the same kind, so a number has a scale:
                    classes and the held-out labels    the held-out split
                    (classifier mode only)
 
+With the generated samples' intended classes (a class-conditional generator), also intra_fd,
+intra_kid and class_accuracy: each class against the real examples of that class
+(specgan_jax.evaluation.per_class).
+
 Feature space (fd, kid, inception_score): specgan_jax.features -- a classifier trained on the
 reference split when the real data has classes, else fixed random convolutional features;
 eval.json says which ("meta.feature_space"). Features are divided by one scalar, the RMS
@@ -70,6 +74,7 @@ from specgan_jax.config import EvalConfig
 from specgan_jax.errors import EvaluateError
 from specgan_jax.evaluation import features
 from specgan_jax.evaluation import metrics as M
+from specgan_jax.evaluation import per_class
 from specgan_jax.evaluation.splits import RealSplits
 
 NDB_SAMPLES_PER_BIN = 10  # automatic NDB k: one bin per this many reference samples...
@@ -81,7 +86,7 @@ MEMORIZATION_QUANTILE = 5.0
 # that separate little; FD/KID in its space say little. The output says so.
 WEAK_CLASSIFIER_FRACTION = 0.5
 LOWER_IS_BETTER = {"fd": True, "kid": True, "ndb": True, "mean_rms": True, "std_rms": True,
-                   "inception_score": False}
+                   "inception_score": False, **per_class.LOWER_IS_BETTER}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,6 +161,7 @@ class Evaluator:
         self.held_nn = M.nn_distances(real.held, real.ref).distance
         self.held_self = M.nn_distances(real.held, real.held, exclude_self=True).distance
         self.held_ratio = _ratio(self.held_nn, self.held_self)
+        self._per_class = None  # per_class.PerClass, built by the first labelled evaluation
         self.ratio_threshold = float(np.percentile(self.held_ratio, MEMORIZATION_QUANTILE))
         self.baseline = {
             "fd": M.frechet_distance(self.ref_f, self.held_f),
@@ -186,14 +192,18 @@ class Evaluator:
             " (per-frequency statistics; normalised data mapped back with the run's moments)"
 
     # -- the comparison ------------------------------------------------------------------------
-    def evaluate(self, gen: np.ndarray) -> Evaluation:
-        """gen [N, F, T] normalised generated spectrograms -> Evaluation."""
+    def evaluate(self, gen: np.ndarray, labels: Optional[np.ndarray] = None) -> Evaluation:
+        """gen [N, F, T] normalised generated spectrograms -> Evaluation. labels [N]: the
+        classes the samples were generated for (indices into real.class_names): adds the
+        per-class metrics."""
         gen = np.asarray(gen, np.float32)
         if gen.ndim != 3 or gen.shape[1:] != self.real.held.shape[1:]:
             raise EvaluateError(f"generated spectrograms have shape {gen.shape[1:]}; the real "
                                 f"ones {self.real.held.shape[1:]}")
         if len(gen) < 2:
             raise EvaluateError("evaluation needs at least 2 generated spectrograms")
+        if labels is not None:
+            labels = per_class.check_labels(labels, len(gen), len(self.real.class_names))
         cfg, real = self.cfg, self.real
         gen_f, gen_p = self._features(gen)
         out: dict = {}
@@ -270,6 +280,12 @@ class Evaluator:
                 "real_baseline_histogram": dict(zip(names, pred_h.tolist())),
                 "real_labels_histogram": dict(zip(names, true_h.tolist()))}
             arrays.update(class_names=names, pred_gen=pred_g, pred_held=pred_h, true_held=true_h)
+        if labels is not None:
+            if self._per_class is None:
+                self._per_class = per_class.PerClass(self)
+            more, more_arrays = self._per_class.evaluate(gen_f, gen_p, labels)
+            out.update(more)
+            arrays.update(more_arrays)
         return Evaluation(metrics=out, arrays=arrays)
 
     def meta(self) -> dict:
@@ -319,6 +335,7 @@ COMPARISONS = {
                        "held-out",
     "class_tv": "total variation between predicted class proportions and the held-out labels: "
                 "generated; baseline: the classifier's predictions on held-out",
+    **per_class.COMPARISONS,
 }
 
 

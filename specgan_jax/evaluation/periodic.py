@@ -3,6 +3,11 @@ latents, and the best checkpoint by train.eval_metric.
 
 Given a generate function (the jitted G), never the training loop: training calls it between
 chunks and writes the returned row to metrics.jsonl.
+
+A class-conditional model (model.conditional) is evaluated per class too: each class k of the
+training data gets train.eval_n samples (0: as many as its held-out reals), latents 0..n-1 of
+train.seed with label k, and the rows gain eval/intra_fd, eval/intra_kid and
+eval/class_accuracy (specgan_jax.evaluation.per_class), any of which can be train.eval_metric.
 """
 
 from __future__ import annotations
@@ -17,11 +22,14 @@ from specgan_jax.config import EvalConfig
 from specgan_jax.engine.sampling import generate_batched, latents
 from specgan_jax.errors import ConfigError, RunDirError
 from specgan_jax.evaluation.evaluator import LOWER_IS_BETTER, Evaluator
+from specgan_jax.evaluation.per_class import LOWER_IS_BETTER as PER_CLASS_METRICS
+from specgan_jax.evaluation.per_class import MIN_PER_SET
 from specgan_jax.evaluation.splits import real_from_arrays
 from specgan_jax.run.checkpoint import Checkpointer
 from specgan_jax.run.run_dir import best_checkpoints
 
 GEN_BATCH = 64  # generator batch of the periodic evaluation (the last one padded)
+
 
 class PeriodicEval:
     """Evaluation every train.eval_every steps inside train_and_evaluate, and the best
@@ -49,6 +57,20 @@ class PeriodicEval:
         if self.metric == "inception_score" and len(splits.class_names) < 2:
             raise ConfigError("train.eval_metric inception_score needs data with more than "
                               "one class; choose fd, kid, ndb, mean_rms or std_rms")
+        # Per class: a conditional model and data with classes (labels = the data's indices).
+        self.by_class = bool(config.model.conditional) and len(splits.class_names) > 1
+        if self.metric in PER_CLASS_METRICS and not self.by_class:
+            raise ConfigError(f"train.eval_metric {self.metric} is a per-class metric: it "
+                              "needs a class-conditional model (--model.conditional) and data "
+                              "with more than one class; choose fd, kid, ndb, mean_rms or "
+                              "std_rms")
+        if self.metric in ("intra_fd", "intra_kid") and not any(
+                min((splits.ref_labels == k).sum(), (splits.held_labels == k).sum(),
+                    tc.eval_n or MIN_PER_SET) >= MIN_PER_SET
+                for k in range(len(splits.class_names))):
+            raise ConfigError(f"train.eval_metric {self.metric}: no class has {MIN_PER_SET} "
+                              "real examples in each half of the split (reference, held-out) "
+                              "and train.eval_n >= 2; it needs 4 per class")
         t0 = time.monotonic()
         self.evaluator = Evaluator(splits, self.cfg, moments,
                                    cache_dir=os.path.join(workdir, "eval"), log=log)
@@ -59,10 +81,18 @@ class PeriodicEval:
             + f", best checkpoint by {self.metric}; set up in {time.monotonic() - t0:.1f} s")
         if "classifier_warning" in meta:
             log("eval: " + meta["classifier_warning"])
-        n = tc.eval_n or len(splits.held)
-        self.z = np.asarray(latents(tc.seed, np.arange(n), config.model.latent_dim,
-                                    config.loss.latent_dist))
-        self.batch = min(n, GEN_BATCH)
+        mc, dist = config.model, config.loss.latent_dist
+        if self.by_class:
+            counts = [tc.eval_n or int((splits.held_labels == k).sum())
+                      for k in range(len(splits.class_names))]
+            self.z = np.concatenate([np.asarray(latents(tc.seed, np.arange(c), mc.latent_dim,
+                                                        dist)) for c in counts])
+            self.labels = np.repeat(np.arange(len(counts)), counts).astype(np.int32)
+        else:
+            n = tc.eval_n or len(splits.held)
+            self.z = np.asarray(latents(tc.seed, np.arange(n), mc.latent_dim, dist))
+            self.labels = None
+        self.batch = min(len(self.z), GEN_BATCH)
         # keep=1: saves happen only on improvement, so the newest step is the best one. Saved
         # synchronously: the state is donated to the next training chunk right after.
         self.best = Checkpointer(os.path.join(workdir, best_checkpoints(self.metric)),
@@ -91,7 +121,8 @@ class PeriodicEval:
         """Evaluate the generator of `state` at `step`, keep it if best -> metrics row."""
         t0 = time.monotonic()
         ev = self.evaluator.evaluate(generate_batched(
-            self.gen_fn, state.g_ema, state.g_batch_stats, self.z, self.batch))
+            self.gen_fn, state.g_ema, state.g_batch_stats, self.z, self.batch,
+            labels=self.labels), self.labels)
         score = float(ev.metrics[self.metric]["generated"])
         lower = LOWER_IS_BETTER[self.metric]
         if self.best_score is None or (score < self.best_score if lower
@@ -102,11 +133,13 @@ class PeriodicEval:
         row[f"eval/best_{self.metric}"] = self.best_score
         row["eval/best_step"] = self.best_step
         m = ev.metrics
+        per = "".join(f" | {k} {m[k]['generated']:.4g} (real {m[k]['real_baseline']:.4g})"
+                      for k in PER_CLASS_METRICS if k in m)
         self.log(f"eval step {step}: fd {m['fd']['generated']:.4g} (real "
                  f"{m['fd']['real_baseline']:.4g}) | kid {m['kid']['generated']:.4g} (real "
                  f"{m['kid']['real_baseline']:.4g}) | ndb {m['ndb']['generated']}/"
-                 f"{m['ndb']['k']} (real {m['ndb']['real_baseline']}) | best {self.metric} "
-                 f"{self.best_score:.4g} at step {self.best_step} "
+                 f"{m['ndb']['k']} (real {m['ndb']['real_baseline']}){per} | best "
+                 f"{self.metric} {self.best_score:.4g} at step {self.best_step} "
                  f"({time.monotonic() - t0:.1f} s)")
         return row
 

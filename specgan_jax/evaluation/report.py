@@ -22,8 +22,10 @@ from specgan_jax import atomic
 from specgan_jax.config import EvalConfig
 from specgan_jax.data.normalize import denormalize
 from specgan_jax.engine.sampling import latents
+from specgan_jax.errors import EvaluateError
 from specgan_jax.evaluation.evaluator import (COMPARISONS, MEMORIZATION_QUANTILE, Evaluation,
                                               Evaluator)
+from specgan_jax.evaluation.per_class import size_note
 from specgan_jax.evaluation.splits import (RealSplits, fakes_from_folder, real_from_demo,
                                            real_from_folder)
 from specgan_jax.run import preview
@@ -35,23 +37,24 @@ REPORT_SAMPLES = 16  # spectrograms per grid in the report PNG
 def _print(s: str) -> None:
     print(s, flush=True)
 
-REPORT_SAMPLES = 16  # spectrograms per grid in the report PNG
-
 
 def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, moments,
                 title: str, notes: tuple = ()) -> str:
     """One PNG: real vs generated grids (data units), per-frequency mean/std curves, NN
-    distance and memorisation-ratio histograms, NDB bin proportions, class distribution, and
-    the metric table followed by `notes` (one line each)."""
+    distance and memorisation-ratio histograms, NDB bin proportions, class distribution, the
+    per-class metrics (when evaluated), and the metric table followed by `notes` (one line
+    each)."""
     a = ev.arrays
+    per_class = "intra_names" in a or "acc_names" in a
     n = min(REPORT_SAMPLES, len(real.held), len(gen))
     held_idx = preview.round_robin(real.held_labels, n)  # every class shown, not the first one only
     reals = denormalize(real.held[held_idx], moments)  # [n, F, T] input units
     fakes = denormalize(gen[:n], moments)
     vmin, vmax = preview.color_range(reals)
-    fig = Figure(figsize=(14, 22), dpi=80)
+    fig = Figure(figsize=(14, 26 if per_class else 22), dpi=80)
     FigureCanvasAgg(fig)
-    outer = fig.add_gridspec(5, 2, height_ratios=[1.4, 1, 1, 1, 0.8], hspace=0.38, wspace=0.2,
+    heights = [1.4, 1, 1, 1] + ([1] if per_class else []) + [0.8]
+    outer = fig.add_gridspec(len(heights), 2, height_ratios=heights, hspace=0.38, wspace=0.2,
                              left=0.06, right=0.965, top=0.955, bottom=0.02)
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
@@ -152,7 +155,9 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
                 ha="center", va="center", fontsize=9)
     ax.tick_params(labelsize=7)
 
-    ax = fig.add_subplot(outer[4, :])
+    if per_class:
+        _per_class_panels(fig, outer, a)
+    ax = fig.add_subplot(outer[len(heights) - 1, :])
     ax.axis("off")
     lines = [f"{'metric':<16}{'generated':>12}{'real baseline':>15}"]
     for key, v in ev.metrics.items():
@@ -161,6 +166,26 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
     ax.text(0.36, 1.0, "\n".join(textwrap.fill(t, 95) for t in notes), fontsize=8, va="top")
     fig.suptitle(title, fontsize=11)
     return atomic.save_figure(fig, path)
+
+
+def _per_class_panels(fig, outer, a: dict) -> None:
+    """Row 4: per-class intra FD and class accuracy, generated next to the real baseline."""
+    for side, (names, gen, base, what) in enumerate((
+            (a.get("intra_names"), a.get("intra_fd_gen"), a.get("intra_fd_base"),
+             "intra-class FD (class k vs reference reals of k; lower is better)"),
+            (a.get("acc_names"), a.get("acc_gen"), a.get("acc_base"),
+             "class accuracy (classifier says k for class k; higher is better)"))):
+        ax = fig.add_subplot(outer[4, side])
+        if names is None:
+            ax.axis("off")
+            continue
+        x = np.arange(len(names))
+        ax.bar(x - 0.2, base, 0.4, color="k", label="real: held-out vs reference")
+        ax.bar(x + 0.2, gen, 0.4, color="tab:red", label="generated")
+        ax.set_xticks(x, names, fontsize=7, rotation=30 if len(names) > 6 else 0)
+        ax.set_title(what, fontsize=9)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=7)
 
 
 def _fmt(v) -> str:
@@ -189,19 +214,32 @@ def evaluate_run(run_dir: str, real: str, cfg: EvalConfig, *, out: Optional[str]
     log(f"real: {len(splits.ref)} reference + {len(splits.held)} held-out spectrograms, "
         f"{len(splits.class_names)} class(es) from {splits.source}")
     n = cfg.n or len(splits.held)
+    labels = None  # the generated samples' classes, by index into splits.class_names
     if fakes is not None:
-        gen = fakes_from_folder(config, moments, fakes, cfg.n)
+        gen, fake_labels, fake_names = fakes_from_folder(config, moments, fakes, cfg.n)
+        if len(fake_names) > 1 and len(splits.class_names) > 1:  # class folders
+            labels = _class_map(fake_names, splits.class_names, f"{fakes} (--fakes)",
+                                "the real data")[fake_labels]
         gen_source, gen_step = os.path.abspath(fakes), None
     else:
-        z = latents(cfg.seed, np.arange(n), config.model.latent_dim, config.loss.latent_dist)
-        gen = run.generate_normalized(z)
+        if run.conditional:
+            gen, labels = _generate_by_class(run, splits, cfg)
+            which = "of each class" if cfg.n else "of each class, as many as its held-out reals"
+            samples = f"samples 0..n-1 {which}"
+        else:
+            z = latents(cfg.seed, np.arange(n), config.model.latent_dim,
+                        config.loss.latent_dist)
+            gen = run.generate_normalized(z)
+            samples = f"samples 0..{n - 1}"
         gen_source = (f"{os.path.join(os.path.abspath(run_dir), checkpoint_dir)} step "
                       f"{run.step} ({'trained' if raw else 'EMA'} weights), latents of seed "
-                      f"{cfg.seed}, samples 0..{n - 1}")
+                      f"{cfg.seed}, {samples}")
         gen_step = int(run.step)
+    if labels is not None and len(splits.class_names) < 2:
+        labels = None  # one real class: nothing to compare per class
     log(f"generated: {len(gen)} spectrograms from {gen_source}")
     evaluator = Evaluator(splits, cfg, moments, cache_dir=os.path.join(run_dir, "eval"), log=log)
-    ev = evaluator.evaluate(gen)
+    ev = evaluator.evaluate(gen, labels)
     meta = evaluator.meta() | {
         "n_generated": int(len(gen)), "generated_source": gen_source, "step": gen_step,
         "run_dir": os.path.abspath(run_dir), "comparisons": {k: COMPARISONS[k] for k in ev.metrics},
@@ -210,6 +248,14 @@ def evaluate_run(run_dir: str, real: str, cfg: EvalConfig, *, out: Optional[str]
     if len(gen) != len(splits.held):
         meta["size_note"] = (f"{len(gen)} generated vs {len(splits.held)} held-out: the "
                              "Fréchet distance's small-sample bias differs from the baseline's")
+    if labels is not None:
+        sizes = {c: int((labels == k).sum()) for k, c in enumerate(splits.class_names)}
+        meta["n_generated_per_class"] = sizes
+        meta["n_real_ref_per_class"] = {c: int((splits.ref_labels == k).sum())
+                                        for k, c in enumerate(splits.class_names)}
+        meta["n_real_heldout_per_class"] = {c: int((splits.held_labels == k).sum())
+                                            for k, c in enumerate(splits.class_names)}
+        meta["per_class_note"] = size_note({c: v for c, v in sizes.items() if v})
     result = {**ev.metrics, "meta": meta}
     out = out or os.path.join(run_dir, "eval")
     json_path = os.path.join(out, "eval.json")
@@ -222,9 +268,34 @@ def evaluate_run(run_dir: str, real: str, cfg: EvalConfig, *, out: Optional[str]
                  if "classifier_accuracy" in meta else ""),
              f"real: {splits.source}", f"relation to training: {splits.overlap}",
              f"generated: {gen_source}"]
-    notes += [meta[k] for k in ("classifier_warning", "size_note") if k in meta]
+    notes += [meta[k] for k in ("classifier_warning", "size_note", "per_class_note")
+              if k in meta]
     save_report(os.path.join(out, "eval_report.png"), ev, splits, gen, moments, title, notes)
     return result
+
+
+def _class_map(names: list, real_names: list, what: str, real_what: str) -> np.ndarray:
+    """Index k of `names` -> the index of the same class name in `real_names`."""
+    unknown = [c for c in names if c not in real_names]
+    if unknown:
+        raise EvaluateError(f"{what}: class(es) {', '.join(unknown)} are not among the classes "
+                            f"of {real_what} ({', '.join(real_names)}); per-class evaluation "
+                            "matches classes by name")
+    return np.asarray([real_names.index(c) for c in names], np.int64)
+
+
+def _generate_by_class(run: LoadedRun, splits: RealSplits, cfg: EvalConfig):
+    """A conditional run's samples for each class of the real data: class j gets cfg.n (0:
+    as many as its held-out reals) samples, latents 0..n-1 of cfg.seed (as generate.py
+    --per-class) -> (normalised [N, F, T], labels [N] into splits.class_names)."""
+    ids = _class_map(splits.class_names, run.class_names, "--real",
+                     "the run (labels.json)")  # real class j -> the run's label ids[j]
+    mc, lc = run.config.model, run.config.loss
+    counts = [cfg.n or int((splits.held_labels == j).sum()) for j in range(len(ids))]
+    z = np.concatenate([np.asarray(latents(cfg.seed, np.arange(c), mc.latent_dim,
+                                           lc.latent_dist)) for c in counts])
+    real_labels = np.repeat(np.arange(len(ids)), counts)
+    return run.generate_normalized(z, labels=ids[real_labels]), real_labels
 
 
 def summary_table(result: dict) -> str:

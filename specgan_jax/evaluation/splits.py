@@ -150,13 +150,16 @@ def real_from_folder(config, moments, real: str, cfg: EvalConfig,
                             source=os.path.abspath(real), overlap=overlap)
 
 
-def fakes_from_folder(config, moments, fakes: str, n: int) -> np.ndarray:
-    """Generated CSVs (the run's data format) -> normalised [n, F, T] (the first n files in
-    name order; n = 0: all)."""
+def fakes_from_folder(config, moments, fakes: str, n: int
+                      ) -> tuple[np.ndarray, np.ndarray, list]:
+    """Generated CSVs (the run's data format) -> (normalised [n, F, T], labels [n], class
+    names): the first n files in load order (class folders sorted, then file names; n = 0:
+    all). Class folders (generate.py's layout for a conditional run) give the labels."""
     dc = dataclasses.replace(_data_config_for(config, fakes), use_cache=False)
     ds = load_dataset(dc, progress=False)
     _check_shape(ds.x, moments, fakes)
     if n > len(ds.x):
         raise EvaluateError(f"--n {n} but {fakes} holds {len(ds.x)} spectrograms")
     idx = np.arange(n or len(ds.x))
-    return _normalize_rows(ds.x, idx, moments)
+    return (_normalize_rows(ds.x, idx, moments), np.asarray(ds.labels)[idx],
+            list(ds.class_names))
