@@ -18,14 +18,20 @@ from specgan_torch_ref.train_step import make_optimizer, train_iteration
 B, N_CRITIC = 4, 5
 
 
-def make_draws(seed, latent=100, dtype=np.float32):
+def make_draws(seed, latent=100, dtype=np.float32, n_classes=0):
+    """Every random input of one iteration; with n_classes, the labels of a conditional model
+    too (drawn after the others, which stay the unconditional draws of the seed)."""
     rs = np.random.default_rng(seed)
     f = lambda *s: rs.uniform(0, 1, s).astype(dtype)  # noqa: E731
     # Real batches deliberately unlike the initial fakes (mean +0.5, not ~0 as G's first outputs):
     # otherwise E[D(real)] - E[D(fake)] cancels and its gradients sit at the fp32 noise floor,
     # where Adam's first step (~lr * sign(g)) turns noise into lr-sized differences.
-    return Draws(real=0.5 + 0.5 * (f(N_CRITIC, B, 128, 128, 1) * 2 - 1) ** 3, z_d=f(N_CRITIC, B, latent) * 2 - 1,
-                 alpha=f(N_CRITIC, B), label_u=f(N_CRITIC, 2, B), z_g=f(B, latent) * 2 - 1)
+    d = Draws(real=0.5 + 0.5 * (f(N_CRITIC, B, 128, 128, 1) * 2 - 1) ** 3, z_d=f(N_CRITIC, B, latent) * 2 - 1,
+              alpha=f(N_CRITIC, B), label_u=f(N_CRITIC, 2, B), z_g=f(B, latent) * 2 - 1)
+    if n_classes:
+        y = lambda *s: rs.integers(0, n_classes, s).astype(np.int32)  # noqa: E731
+        d = d.replace(y_real=y(N_CRITIC, B), y_fake=y(N_CRITIC, B), y_g=y(B))
+    return d
 
 
 def reference_optimizers(lcfg, tg, td):
@@ -38,10 +44,12 @@ def reference_optimizers(lcfg, tg, td):
 def reference_iteration(tg, td, optG, optD, draws, lcfg):
     t = lambda a: torch.from_numpy(np.asarray(a))  # noqa: E731
     real_t = torch.stack([nchw(r) for r in draws.real])
+    labels = {} if draws.y_real is None else {
+        k: t(getattr(draws, k)).long() for k in ("y_real", "y_fake", "y_g")}
     return train_iteration(tg, td, optG, optD, real_t, t(draws.z_d), t(draws.alpha),
                            t(draws.label_u), t(draws.z_g), loss=lcfg.loss,
                            lambda_gp=lcfg.gp_lambda, clip=lcfg.clip,
-                           label_smoothing=lcfg.label_smoothing)
+                           label_smoothing=lcfg.label_smoothing, **labels)
 
 
 class Pair:
@@ -94,7 +102,7 @@ class Pair:
         return assert_kink_margin(pre, f"one iteration of {self.lcfg.loss}")
 
     def step(self, seed):
-        d = make_draws(seed, dtype=self.dtype)
+        d = make_draws(seed, dtype=self.dtype, n_classes=self.mcfg.n_classes)
         ref = reference_iteration(self.tg, self.td, self.optG, self.optD, d, self.lcfg)
         self.state, metrics = self.fns.iteration(self.state, d)
         return ref, metrics
@@ -164,6 +172,24 @@ def test_one_iteration_fp64(name):
         ref, metrics = pair.step(seed=0)
         assert pair.state.g_params["upconv_4"]["conv"]["kernel"].dtype == np.float64
     check_one_iteration(pair, ref, metrics, before)
+
+
+@pytest.mark.parametrize("bn", [False, True])
+def test_conditional_one_iteration_fp64(bn):
+    """A class-conditional G and projection critic trained one iteration by the jitted step
+    (labels in Draws: the real batches', the critic updates' fakes', the G update's; the GP's
+    interpolates keep the real class) == the reference's train_iteration with the same labels,
+    float64."""
+    mcfg = ModelConfig(dim=4, use_batchnorm=bn, conditional=True, n_classes=3)
+    with jax.enable_x64(True):
+        pair = Pair(mcfg, LossConfig(loss="wgan-gp"), dtype=np.float64)
+        before = jax.tree_util.tree_map(np.array, pair.state.d_params)
+        embed = np.array(pair.state.g_params["class_embed"]["embedding"])
+        ref, metrics = pair.step(seed=3)
+    check_one_iteration(pair, ref, metrics, before)
+    # the class tables trained (a wrong label routing would still move them, but not equally
+    # in both frameworks: check_one_iteration compares them leaf by leaf)
+    assert not np.array_equal(embed, pair.state.g_params["class_embed"]["embedding"])
 
 
 def test_one_then_ten_iterations_fp64():

@@ -115,11 +115,19 @@ def test_loaded_run_generates_a_ragged_last_batch_without_recompiling():
     np.testing.assert_allclose(batched, one, rtol=0, atol=1e-6)
 
 
-def test_conditional_training_is_refused_with_the_reason(tmp_path, capsys):
-    """The conditional models exist (parity_tests/test_conditional.py) but the step does not
-    feed them labels yet: the flag must end in a clear error, not a traceback or a wrong run."""
-    assert train_cli.main(["--model.conditional", "--workdir", str(tmp_path / "run"),
-                           "--steps", "1", "--no-progress"]) == 1
+def test_conditional_training_needs_classes_and_says_why(tmp_path, tiny_data, capsys):
+    """--model.conditional on data with one class, or a --model.n_classes the data does not
+    have: a one-line error naming the cause, no traceback, no run directory content."""
+    write_one = tmp_path / "one"
+    helpers.write_spectrograms(write_one, 2, np.random.default_rng(0))
+    assert train_cli.main(["--model.conditional", "--data", str(write_one), "--workdir",
+                           str(tmp_path / "run"), "--steps", "1", "--no-progress"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: model.conditional:") and "cannot be trained" in err
-    assert "Traceback" not in err
+    assert "\nerror: model.conditional: the data has 1 class" in err and \
+        "one subfolder per class" in err and "Traceback" not in err
+    assert not os.path.exists(tmp_path / "run" / "config.json")
+    assert train_cli.main(["--model.conditional", "--model.n_classes", "3", "--data",
+                           tiny_data["data"], "--workdir", str(tmp_path / "run2"), "--steps", "1",
+                           "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "model.n_classes=3, but the data has 2 classes (cat, dog)" in err

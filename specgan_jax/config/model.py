@@ -39,10 +39,12 @@ class ModelConfig:
     # float32 (bf16 tensor cores on GPU/TPU); parameters, optimizer states, batch norm,
     # activations between layers, losses and the gradient penalty's norms stay float32.
     precision: Literal["fp32", "bf16"] = "fp32"
-    # Class-conditional G (label embedding joined to z) and projection critic: the models,
-    # their PyTorch reference and weight conversion exist; training them does not yet.
+    # One class-conditional model for all classes of the data (one folder per class): G joins
+    # a learned class code to z, the critic is a projection discriminator (engine.models).
     conditional: bool = False
-    n_classes: int = 0  # number of classes of a conditional model; 0 for unconditional
+    # Number of classes of a conditional model; 0 for unconditional, and "take it from the
+    # data" on the command line (training fills it in before writing config.json).
+    n_classes: int = 0
 
     def __post_init__(self):
         check_choice("model.upsample", self.upsample, ("zeros", "nn"))
@@ -83,10 +85,15 @@ class LossConfig:
     label_smoothing: bool = False
     n_critic: int = 5  # D updates per G update (specgan_disc_nupdates)
     latent_dist: Literal["uniform", "normal"] = "uniform"  # original: z ~ U(-1, 1)
+    # Conditional models: the classes fakes are generated for, drawn per example from the
+    # training set's class frequencies (the real batches' distribution, so E D(real) and
+    # E D(fake) weigh classes alike) or uniformly (rare classes trained as often as common).
+    fake_classes: Literal["frequency", "uniform"] = "frequency"
 
     def __post_init__(self):
         check_choice("loss.loss", self.loss, LOSSES)
         check_choice("loss.latent_dist", self.latent_dist, ("uniform", "normal"))
+        check_choice("loss.fake_classes", self.fake_classes, ("frequency", "uniform"))
         if self.n_critic < 1:
             raise ValueError("loss.n_critic must be >= 1")
         if self.label_smoothing and self.loss != "dcgan":

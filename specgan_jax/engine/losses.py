@@ -1,7 +1,8 @@
 """GAN objectives of train_specgan.py as pure functions, and the optimizers that go with them.
 
 Every function takes its randomness (alpha, label noise) as arguments so that the PyTorch
-reference can be fed identical draws. `d_apply(d_params, x) -> logits [B]` is the critic.
+reference can be fed identical draws. `d_apply(d_params, x) -> logits [B]` is the critic;
+a class-conditional critic is `d_apply(d_params, x, y)`, called with labels y [B].
 """
 
 from __future__ import annotations
@@ -54,25 +55,35 @@ def dcgan_labels(label_u, smoothing: bool):
     return 0.8 + 0.2 * label_u[0], 0.2 * label_u[1]
 
 
+def _with_labels(d_apply: DApply, y):
+    """The critic as a function of (params, x): d_apply itself, or with labels y bound."""
+    return d_apply if y is None else (lambda p, x: d_apply(p, x, y))
+
+
 def d_loss(cfg: LossConfig, d_apply: DApply, d_params, real, fake, alpha, label_u,
-           per_example_gp: bool):
-    """Critic loss and its parts. real, fake [B,F,T,1]; alpha [B]; label_u [2,B] in [0,1).
+           per_example_gp: bool, y_real=None, y_fake=None):
+    """Critic loss and its parts. real, fake [B,F,T,1]; alpha [B]; label_u [2,B] in [0,1);
+    y_real, y_fake [B]: the classes of real and fake for a conditional critic (None for an
+    unconditional one). The gradient penalty's interpolates keep the real example's class.
 
     Returns (loss, aux) with aux = {gp, wasserstein, ada_rt (small_data.ada_signal)}. `fake` must already be
     stop-gradient'ed by the caller when only D is trained.
     """
+    if (y_real is None) != (y_fake is None):
+        raise ValueError("d_loss: give both y_real and y_fake (conditional critic) or neither")
     if per_example_gp:
         # A critic without batch coupling scores each example on its own, so real and fake go
         # through it as one batch of 2B: the same numbers, half the layer calls (larger, more
         # efficient convolutions; one backward pass instead of two).
         b = real.shape[0]
-        d_both = d_apply(d_params, jnp.concatenate([real, fake], axis=0))  # [2B]
-        d_real, d_fake = d_both[:b], d_both[b:]
+        y_both = None if y_real is None else jnp.concatenate([y_real, y_fake], axis=0)
+        d_both = _with_labels(d_apply, y_both)(d_params, jnp.concatenate([real, fake], axis=0))
+        d_real, d_fake = d_both[:b], d_both[b:]  # [B] each
     else:
         # BN in the critic: separate calls, so each batch is normalised by its own statistics
         # as in the original (D(real) and D(fake) are two graph calls in train_specgan.py).
-        d_real = d_apply(d_params, real)  # [B]
-        d_fake = d_apply(d_params, fake)  # [B]
+        d_real = _with_labels(d_apply, y_real)(d_params, real)  # [B]
+        d_fake = _with_labels(d_apply, y_fake)(d_params, fake)  # [B]
     zero = jnp.zeros((), jnp.float32)
     gp = zero
     if cfg.loss in ("wgan-gp", "wgan"):
@@ -84,7 +95,8 @@ def d_loss(cfg: LossConfig, d_apply: DApply, d_params, real, fake, alpha, label_
             # GP's double backward is computed per example (a convolution with
             # feature_group_count=B producing B kernels) and then summed; grad-of-sum yields
             # one kernel gradient over the whole batch.
-            gp = gradient_penalty(d_apply, d_params, real, fake, alpha, per_example=False)
+            gp = gradient_penalty(_with_labels(d_apply, y_real), d_params, real, fake, alpha,
+                                  per_example=False)
             loss = loss + cfg.gp_lambda * gp
     elif cfg.loss == "dcgan":
         real_t, fake_t = dcgan_labels(label_u, cfg.label_smoothing)

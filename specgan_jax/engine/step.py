@@ -72,6 +72,13 @@ class Draws:
     k_aug: Optional[jax.Array] = None
     # [B, F, T, 1] examples held out of training, for ADA's "heldout" signal; None otherwise.
     heldout: Optional[jax.Array] = None
+    # Class labels (int32) of a conditional model, None for an unconditional one: the real
+    # batches' [n_critic, B], the classes the critic updates' fakes are made for [n_critic, B],
+    # the generator update's [B], and the held-out batch's [B].
+    y_real: Optional[jax.Array] = None
+    y_fake: Optional[jax.Array] = None
+    y_g: Optional[jax.Array] = None
+    y_heldout: Optional[jax.Array] = None
 
 
 def sample_latents(key, n: int, latent_dim: int, dist: str = "uniform"):
@@ -138,7 +145,8 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
                    unroll_critic: Optional[bool] = None, mesh: Optional[Mesh] = None,
                    ema_cfg: EMAConfig = EMAConfig(), diffaug_cfg: DiffAugConfig = DiffAugConfig(),
                    gain_scale: Optional[np.ndarray] = None,
-                   heldout_sampler: Optional[HeldoutSampler] = None) -> TrainFns:
+                   heldout_sampler: Optional[HeldoutSampler] = None,
+                   class_probs: Optional[np.ndarray] = None) -> TrainFns:
     """Build the jitted training functions.
 
     unroll_critic: unroll the lax.scan over critic updates (same program semantics, the loop
@@ -154,6 +162,8 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
       (small_data.gain_scale_from_std of the data's moments).
     heldout_sampler: (data, key, B) -> a batch of the examples held out of training
       (data.sampler.make_heldout_sampler); needed for ADA's "heldout" signal.
+    Conditional models (model_cfg.conditional): the samplers return (x, labels), and the
+      fakes' classes are drawn from class_probs [n_classes] (None: uniform).
     """
     if mesh is not None:
         n_data = mesh.shape["data"]  # KeyError: a mesh without a "data" axis
@@ -173,6 +183,13 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         unroll_critic = jax.default_backend() == "cpu"
     has_bs = model_cfg.use_batchnorm
     augment = diffaug_cfg.enabled
+    cond = model_cfg.conditional
+    if cond:
+        k = model_cfg.n_classes
+        probs = np.full(k, 1.0 / k) if class_probs is None else np.asarray(class_probs, float)
+        if probs.shape != (k,) or not np.all(probs >= 0) or not probs.sum() > 0:
+            raise ValueError(f"class_probs must be {k} non-negative weights; got {class_probs}")
+        class_logits = jnp.asarray(np.log(np.maximum(probs / probs.sum(), 1e-30)), jnp.float32)
     heldout_signal = diffaug_cfg.holds_out
     if heldout_signal and sampler is not None and heldout_sampler is None:
         raise ValueError("ADA's heldout signal needs a heldout_sampler (or diffaug.ada_signal "
@@ -181,19 +198,21 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
     def aug(x, key, p):
         return diff_augment(x, key, p, diffaug_cfg, gain_scale) if augment else x
 
-    def d_apply(p, x):
-        return disc.apply({"params": p}, x)
+    def d_apply(p, x, y=None):
+        return disc.apply({"params": p}, x, y)
 
-    def g_train(params, batch_stats, z):
-        """G(z) in training mode -> (fake, new batch stats)."""
+    def g_train(params, batch_stats, z, y=None):
+        """G(z) (G(z, y)) in training mode -> (fake, new batch stats)."""
         if not has_bs:
-            return gen.apply({"params": params}, z, train=True), batch_stats
-        fake, upd = gen.apply(_g_vars(params, batch_stats), z, train=True, mutable=["batch_stats"])
+            return gen.apply({"params": params}, z, y, train=True), batch_stats
+        fake, upd = gen.apply(_g_vars(params, batch_stats), z, y, train=True,
+                              mutable=["batch_stats"])
         return fake, upd["batch_stats"]
 
-    def critic_fakes(params, batch_stats, z_d):
+    def critic_fakes(params, batch_stats, z_d, y_fake=None):
         """G(z) for all n_critic critic updates in one call vmapped over the critic axis:
-        z_d [n_critic, B, latent] -> fakes [n_critic, B, F, T, 1], new batch stats.
+        z_d [n_critic, B, latent] (y_fake [n_critic, B]) -> fakes [n_critic, B, F, T, 1], new
+        batch stats.
 
         G's parameters do not change during the critic updates, so their fakes can be made
         before the critic loop, as one larger batched computation. G runs in training mode (as
@@ -203,24 +222,28 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         is the sequence n_critic separate calls produce.
         """
         if not has_bs:
-            return jax.vmap(lambda z: gen.apply({"params": params}, z, train=True))(z_d), batch_stats
+            return jax.vmap(lambda z, y: gen.apply({"params": params}, z, y, train=True))(
+                z_d, y_fake), batch_stats
 
-        def one(z):
-            fake, upd = gen.apply(_g_vars(params, batch_stats), z, train=True,
+        def one(z, y):
+            fake, upd = gen.apply(_g_vars(params, batch_stats), z, y, train=True,
                                   mutable=["batch_stats", BN_MOMENTS])
             return fake, upd[BN_MOMENTS]
 
-        fakes, moments = jax.vmap(one)(z_d)
+        fakes, moments = jax.vmap(one)(z_d, y_fake)
         return fakes, advance_running_stats(batch_stats, moments, BatchNorm.momentum)
 
     def critic_update(carry, xs, p):
+        """One critic update; xs: this update's slice of real, fake, alpha, label_u (and k_aug,
+        y_real, y_fake when present)."""
         d_params, d_opt = carry
-        real, fake, alpha, label_u = xs[:4]
+        real, fake = xs["real"], xs["fake"]
         if augment:  # T(real), T(fake); the GP's interpolates lie between them (small_data)
-            k_real, k_fake = jax.random.split(xs[4])
+            k_real, k_fake = jax.random.split(xs["k_aug"])
             real, fake = aug(real, k_real, p), aug(fake, k_fake, p)
         (loss, aux), grads = jax.value_and_grad(losses.d_loss, argnums=2, has_aux=True)(
-            loss_cfg, d_apply, d_params, real, fake, alpha, label_u, per_example_gp)
+            loss_cfg, d_apply, d_params, real, fake, xs["alpha"], xs["label_u"], per_example_gp,
+            xs.get("y_real"), xs.get("y_fake"))
         updates, d_opt = d_tx.update(grads, d_opt, d_params)
         d_params = optax.apply_updates(d_params, updates)
         if loss_cfg.loss == "wgan":
@@ -229,27 +252,33 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         return (d_params, d_opt), metrics
 
     def iteration(state: TrainState, draws: Draws):
-        fakes, g_bs = critic_fakes(state.g_params, state.g_batch_stats, draws.z_d)
+        if cond != (draws.y_real is not None and draws.y_fake is not None
+                    and draws.y_g is not None):
+            raise ValueError("Draws.y_real, y_fake and y_g must be given for a conditional "
+                             "model and only for one")
+        fakes, g_bs = critic_fakes(state.g_params, state.g_batch_stats, draws.z_d, draws.y_fake)
         fakes = lax.stop_gradient(fakes)
         p = state.aug_p
-        xs = (draws.real, fakes, draws.alpha, draws.label_u)
+        xs = {"real": draws.real, "fake": fakes, "alpha": draws.alpha, "label_u": draws.label_u}
+        if cond:
+            xs.update(y_real=draws.y_real, y_fake=draws.y_fake)
         if augment:
             if draws.k_aug is None:
                 raise ValueError("DiffAugment is on: Draws.k_aug must be given")
             k_critic = jax.random.split(draws.k_aug, n_critic + 1)
-            xs, k_g = xs + (k_critic[:n_critic],), k_critic[n_critic]
+            xs["k_aug"], k_g = k_critic[:n_critic], k_critic[n_critic]
         (d_params, d_opt), dm = lax.scan(lambda c, x: critic_update(c, x, p),
                                          (state.d_params, state.d_opt_state), xs,
                                          unroll=n_critic if unroll_critic else 1)
 
         def g_objective(g_params):
-            fake, new_bs = g_train(g_params, g_bs, draws.z_g)
+            fake, new_bs = g_train(g_params, g_bs, draws.z_g, draws.y_g)
             # what the training-health summary reads (training/health.py)
             stats = {"fake_mean": jnp.mean(fake), "fake_std": jnp.std(fake),
                      "fake_batch_std": jnp.mean(jnp.std(fake, axis=0))}
             if augment:
                 fake = aug(fake, k_g, p)
-            return losses.g_loss(loss_cfg, d_apply(d_params, fake)), (new_bs, stats)
+            return losses.g_loss(loss_cfg, d_apply(d_params, fake, draws.y_g)), (new_bs, stats)
 
         (gl, (g_bs, g_stats)), g_grads = jax.value_and_grad(g_objective, has_aux=True)(
             state.g_params)
@@ -262,8 +291,9 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         if heldout_signal:
             if draws.heldout is None:
                 raise ValueError("ADA's heldout signal: Draws.heldout must be given")
-            rt = ada_heldout_signal(d_apply(d_params, draws.real[-1]),
-                                    d_apply(d_params, draws.heldout))
+            rt = ada_heldout_signal(
+                d_apply(d_params, draws.real[-1], None if draws.y_real is None else draws.y_real[-1]),
+                d_apply(d_params, draws.heldout, draws.y_heldout))
             ada_acc = state.ada_acc + jnp.stack([rt, jnp.float32(1)])
         else:
             rt = jnp.mean(dm["ada_rt"])
@@ -300,9 +330,14 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
             spec = P(*([None] * batch_axis), "data")
             return lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
 
+        def maybe(x, batch_axis):
+            return None if x is None else split(x, batch_axis)
+
         return Draws(real=split(d.real, 1), z_d=split(d.z_d, 1), alpha=split(d.alpha, 1),
                      label_u=split(d.label_u, 2), z_g=split(d.z_g, 0), k_aug=d.k_aug,
-                     heldout=None if d.heldout is None else split(d.heldout, 0))
+                     heldout=maybe(d.heldout, 0), y_real=maybe(d.y_real, 1),
+                     y_fake=maybe(d.y_fake, 1), y_g=maybe(d.y_g, 0),
+                     y_heldout=maybe(d.y_heldout, 0))
 
     def draws(data, key, step) -> Draws:
         if sampler is None:
@@ -310,7 +345,19 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         k = jax.random.fold_in(key, step)
         k_real, k_zd, k_alpha, k_label, k_zg = jax.random.split(k, 5)
         b, latent = batch_size, model_cfg.latent_dim
-        real = sampler(data, k_real, n_critic, b)  # [n_critic, B, F, T, 1]
+        real = sampler(data, k_real, n_critic, b)  # [n_critic, B, F, T, 1] (, labels)
+        heldout = (heldout_sampler(data, jax.random.fold_in(k, 6), b) if heldout_signal
+                   else None)
+        labels = {}
+        if cond:  # the samplers return (x, labels); fakes' classes from further streams
+            (real, y_real), (heldout, y_heldout) = real, heldout or (None, None)
+            labels = dict(
+                y_real=y_real.astype(jnp.int32),
+                y_fake=jax.random.categorical(jax.random.fold_in(k, 7), class_logits,
+                                              shape=(n_critic, b)).astype(jnp.int32),
+                y_g=jax.random.categorical(jax.random.fold_in(k, 8), class_logits,
+                                           shape=(b,)).astype(jnp.int32),
+                y_heldout=None if y_heldout is None else y_heldout.astype(jnp.int32))
         return shard_draws(Draws(
             real=real.astype(jnp.float32),
             z_d=sample_latents(k_zd, n_critic * b, latent, loss_cfg.latent_dist).reshape(
@@ -320,8 +367,8 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
             z_g=sample_latents(k_zg, b, latent, loss_cfg.latent_dist),
             # further streams folded in, so the five draws above (and old runs) are unchanged
             k_aug=jax.random.fold_in(k, 5) if augment else None,
-            heldout=(heldout_sampler(data, jax.random.fold_in(k, 6), b).astype(jnp.float32)
-                     if heldout_signal else None),
+            heldout=None if heldout is None else heldout.astype(jnp.float32),
+            **labels,
         ))
 
     def step(state, data, key):

@@ -104,6 +104,34 @@ def load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], Non
     return dataset, moments
 
 
+def with_classes(config: Config, dataset: Dataset) -> Config:
+    """config with model.n_classes taken from the data for a conditional model (an error when
+    the data has fewer than 2 classes, or another number than --model.n_classes)."""
+    if not config.model.conditional:
+        return config
+    k = len(dataset.class_names)
+    if k < 2:
+        raise ConfigError(
+            f"model.conditional: the data has {k} class, and a conditional model learns one "
+            "generator for several classes. Give --data a folder with one subfolder per class "
+            "(e.g. data/type_1/*.csv, data/type_3/*.csv), or train without --model.conditional")
+    if config.model.n_classes not in (0, k):
+        raise ConfigError(f"model.n_classes={config.model.n_classes}, but the data has {k} "
+                          f"classes ({', '.join(dataset.class_names)})")
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, n_classes=k))
+
+
+def fake_class_probs(config: Config, labels: np.ndarray, heldout: np.ndarray
+                     ) -> Optional[np.ndarray]:
+    """The distribution fakes' classes are drawn from: the class frequencies of the examples
+    trained on (all but `heldout`), or None (uniform) with loss.fake_classes 'uniform' and for
+    unconditional models."""
+    if not config.model.conditional or config.loss.fake_classes == "uniform":
+        return None
+    labels = np.delete(np.asarray(labels), heldout)
+    return np.bincount(labels, minlength=config.model.n_classes) / len(labels)
+
+
 def heldout_indices(n: int, config: Config) -> np.ndarray:
     """The examples held out of training for ADA's heldout signal (none unless it is on): a
     random fraction diffaug.ada_heldout, drawn from train.seed so a resumed run holds out the
@@ -152,6 +180,9 @@ def _preview_fn(config: Config, workdir: str, dataset: Dataset, moments: Moments
                               vmin=vmin, vmax=vmax,
                               labels=names if len(dataset.class_names) > 1 else None)
 
+    if config.model.conditional:
+        return _class_preview_fn(config, folder, dataset, moments, z, gen_fn, is_main, vmin, vmax)
+
     def save_preview(state, step: int) -> None:
         fake = generate_batched(gen_fn, state.g_ema, state.g_batch_stats, z, len(z))
         if is_main:
@@ -162,16 +193,34 @@ def _preview_fn(config: Config, workdir: str, dataset: Dataset, moments: Moments
     return save_preview
 
 
+def _class_preview_fn(config: Config, folder: str, dataset: Dataset, moments: Moments, z,
+                      gen_fn, is_main: bool, vmin: float, vmax: float) -> Callable:
+    """save_preview of a conditional model: one row per class, the same latents in every row
+    (so a column differs only by class), that class's real examples beside them."""
+    k = config.model.n_classes
+    per = max(2, len(z) // k)
+    z_rows = np.tile(np.asarray(z)[np.arange(per) % len(z)], (k, 1))  # [k * per, latent]
+    y = np.repeat(np.arange(k), per)
+    labels = np.asarray(dataset.labels)
+    reals = [np.asarray(dataset.x[np.flatnonzero(labels == c)[:per]]) for c in range(k)]
+
+    def save_preview(state, step: int) -> None:
+        fake = generate_batched(gen_fn, state.g_ema, state.g_batch_stats, z_rows, len(z_rows),
+                                labels=y)
+        if is_main:
+            fake = denormalize(fake, moments).reshape((k, per) + fake.shape[1:])
+            preview_lib.save_class_grid(os.path.join(folder, preview_lib.fakes_name(step)),
+                                        fake, reals, dataset.class_names,
+                                        title=f"generated (left) and real (right) by class, "
+                                              f"step {step}", vmin=vmin, vmax=vmax)
+
+    return save_preview
+
+
 def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo: bool,
               log: Callable[[str], None], progress: bool) -> Run:
     """Prepare (or resume) the run in `workdir`; resources are closed by `stack`."""
     tc = config.train
-    if config.model.conditional:
-        raise ConfigError("model.conditional: the class-conditional generator and projection "
-                          "critic exist (specgan_jax.engine.models, with their PyTorch reference "
-                          "and parity tests), but the training step does not feed them class "
-                          "labels yet, so they cannot be trained; train one model per class "
-                          "folder for now")
     devices = jax.devices()  # every device of every process (after jax.distributed.initialize)
     if tc.batch_size % len(devices):
         raise ConfigError(batch_divisibility_message(
@@ -180,16 +229,17 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
     if not is_main:  # one process speaks and writes; the others compute alongside it
         log, progress = (lambda _: None), False
     os.makedirs(workdir, exist_ok=True)
-    resumed_dir = run_dir_lib.check_or_write_config(
-        config, workdir, {"model.conv_impl": resolve_impl(config.model)}, write=is_main)
-    for sub in (run_dir_lib.CHECKPOINTS, run_dir_lib.PREVIEWS):
-        os.makedirs(os.path.join(workdir, sub), exist_ok=True)
     log(f"JAX devices: {len(devices)} x {devices[0].platform} ({devices[0].device_kind})"
         + (f" over {jax.process_count()} processes" if jax.process_count() > 1 else ""))
     mesh = Mesh(np.asarray(devices), ("data",))
     replicated = NamedSharding(mesh, P())
 
     dataset, moments = load_data(config, workdir, demo, log, write=is_main)
+    config = with_classes(config, dataset)  # before config.json: n_classes from the data
+    resumed_dir = run_dir_lib.check_or_write_config(
+        config, workdir, {"model.conv_impl": resolve_impl(config.model)}, write=is_main)
+    for sub in (run_dir_lib.CHECKPOINTS, run_dir_lib.PREVIEWS):
+        os.makedirs(os.path.join(workdir, sub), exist_ok=True)
     n = dataset.x.shape[0]
     heldout = heldout_indices(n, config)
     data = sampler_lib.to_device(
@@ -209,11 +259,14 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
     state = jax.jit(functools.partial(create_train_state, config.model, config.loss,
                                       config.optim, aug_p=aug_p),
                     out_shardings=replicated)(k_init)
+    cond = config.model.conditional
     fns = make_train_fns(config.model, config.loss, config.optim, tc.batch_size,
-                         sampler_lib.make_sampler(config.augment), mesh=mesh,
+                         sampler_lib.make_sampler(config.augment, with_labels=cond), mesh=mesh,
                          ema_cfg=config.ema, diffaug_cfg=config.diffaug,
                          gain_scale=gain_scale_from_std(moments.std),
-                         heldout_sampler=sampler_lib.make_heldout_sampler(config.augment))
+                         heldout_sampler=sampler_lib.make_heldout_sampler(config.augment,
+                                                                          with_labels=cond),
+                         class_probs=fake_class_probs(config, dataset.labels, heldout))
     ckpt = stack.enter_context(contextlib.closing(Checkpointer(
         os.path.join(workdir, run_dir_lib.CHECKPOINTS), keep=tc.keep_checkpoints,
         every_steps=tc.checkpoint_every, every_secs=tc.checkpoint_every_secs, use_async=False)))

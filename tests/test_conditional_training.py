@@ -1,0 +1,107 @@
+"""Training one class-conditional model (--model.conditional): the step's labels, the fakes'
+class distribution, n_classes from the data, resume, and ADA's held-out signal with labels.
+(The step's numbers against the PyTorch reference: parity_tests/test_training.py.)"""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from specgan_jax.cli import train as train_cli
+from specgan_jax.config import Config, LossConfig, ModelConfig, OptimConfig
+from specgan_jax.data import sampler as sampler_lib
+from specgan_jax.data.cache import Dataset
+from specgan_jax.data.moments import Moments
+from specgan_jax.engine.step import make_train_fns
+from specgan_jax.run.metrics_log import read_metrics
+from specgan_jax.training import setup as setup_lib
+from tests.helpers import restore_state, tiny_args
+
+MC = ModelConfig(dim=4, conditional=True, n_classes=3)
+
+
+def _labelled_dataset(n_per_class=(5, 3, 2)):
+    """A device dataset whose row values encode (class, index): x = label + index / 100."""
+    labels = np.repeat(np.arange(3), n_per_class)
+    n = len(labels)
+    x = (labels + np.arange(n) / 100.0)[:, None, None] * np.ones((n, 128, 128))
+    std = np.full(128, 10.0)  # normalised = raw / 30: inside [-1, 1]
+    m = Moments(mean=np.zeros(128), std=std, std_raw=std, count=n, frames=128)
+    return sampler_lib.to_device(sampler_lib.build_dataset(x, labels, m)), labels
+
+
+@pytest.mark.parametrize("probs", [None, [0.0, 1.0, 0.0], [0.5, 0.0, 0.5]])
+def test_draws_carry_the_real_labels_and_fake_classes_from_the_distribution(probs):
+    data, labels = _labelled_dataset()
+    fns = make_train_fns(MC, LossConfig(n_critic=2), OptimConfig(), 64,
+                         sampler_lib.make_sampler(Config().augment, with_labels=True),
+                         class_probs=probs)
+    d = fns.draws(data, jax.random.key(0), 0)
+    assert d.y_real.shape == d.y_fake.shape == (2, 64) and d.y_g.shape == (64,)
+    # each real example's label is its row's class (row value = label + index / 100)
+    row_label = np.floor(np.asarray(d.real)[..., 0, 0, 0] * 30 + 1e-3).astype(int)
+    np.testing.assert_array_equal(row_label, np.asarray(d.y_real))
+    ys = np.concatenate([np.asarray(d.y_fake).ravel(), np.asarray(d.y_g)])
+    if probs is None:  # uniform: every class appears
+        assert set(ys) == {0, 1, 2}
+    else:
+        assert set(ys) == {k for k, p in enumerate(probs) if p > 0}
+
+
+def test_fake_class_probs_follow_the_trained_examples_or_uniform():
+    cfg = Config(model=MC)
+    labels = np.array([0, 0, 0, 1, 2, 2])
+    np.testing.assert_allclose(setup_lib.fake_class_probs(cfg, labels, np.array([], int)),
+                               [3 / 6, 1 / 6, 2 / 6])
+    # held-out examples are not trained on: not counted
+    np.testing.assert_allclose(setup_lib.fake_class_probs(cfg, labels, np.array([0, 1])),
+                               [1 / 4, 1 / 4, 2 / 4])
+    uniform = Config(model=MC, loss=LossConfig(fake_classes="uniform"))
+    assert setup_lib.fake_class_probs(uniform, labels, np.array([], int)) is None
+    assert setup_lib.fake_class_probs(Config(), labels, np.array([], int)) is None
+
+
+def test_with_classes_fills_n_classes_from_the_data():
+    ds = Dataset(x=np.zeros((3, 128, 128)), labels=np.array([0, 1, 1]), paths=["a", "b", "c"],
+                 class_names=["cat", "dog"], skipped=[])
+    cfg = setup_lib.with_classes(Config(model=ModelConfig(conditional=True)), ds)
+    assert cfg.model.n_classes == 2
+    assert setup_lib.with_classes(Config(), ds) == Config()  # unconditional: unchanged
+
+
+@pytest.fixture(scope="module")
+def cond_run(tiny_data, tmp_path_factory):
+    """A conditional run of 4 steps with ADA's held-out signal on (labels in every batch,
+    held-out batch included), and the same run stopped after 2 steps and resumed."""
+    root = tmp_path_factory.mktemp("cond")
+    extra = ("--model.conditional", "--diffaug.ada", "--diffaug.ada_interval", "1")
+    args = lambda w, n: tiny_args(tiny_data["data"], root / w, n, tiny_data["csv_cache"],  # noqa
+                                  *extra)
+    assert train_cli.main(args("straight", 4)) == 0
+    assert train_cli.main(args("resumed", 2)) == 0
+    assert train_cli.main(args("resumed", 4)) == 0
+    return root
+
+
+def test_conditional_run_trains_and_records_its_classes(cond_run):
+    cfg = json.load(open(cond_run / "straight" / "config.json"))
+    assert cfg["model"]["conditional"] is True and cfg["model"]["n_classes"] == 2
+    assert json.load(open(cond_run / "straight" / "labels.json"))["class_names"] == ["cat", "dog"]
+    rows = [r for r in read_metrics(str(cond_run / "straight" / "metrics.jsonl")) if "d_loss" in r]
+    assert [r["step"] for r in rows] == [2, 4]
+    assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in rows)
+    assert all(r["ada_rt"] in (-1.0, -0.5, 0.0, 0.5, 1.0) for r in rows)  # a mean of 4 signs
+    state = restore_state(cond_run / "straight").state
+    assert state.g_params["class_embed"]["embedding"].shape == (2, 100)
+    assert os.path.exists(cond_run / "straight" / "previews" / "fakes_000004.png")
+
+
+def test_conditional_resume_is_bitwise_identical(cond_run):
+    a = restore_state(cond_run / "straight").state
+    b = restore_state(cond_run / "resumed").state
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(la) == len(lb) > 10
+    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
