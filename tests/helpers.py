@@ -51,8 +51,8 @@ def restore_state(workdir, sub="checkpoints", step=None):
 
 def write_conditional_run(workdir, class_names, x=None, *, dim: int = 4, seed: int = 0,
                           use_batchnorm: bool = False, state_fn=None, step: int = 0):
-    """A class-conditional run directory made without training (training does not feed labels
-    yet): config.json (model.conditional, n_classes = len(class_names), dim `dim`),
+    """A class-conditional run directory made without training (fast: no step compiled):
+    config.json (model.conditional, n_classes = len(class_names), dim `dim`),
     moments.npz of `x` (raw [N, 128, 128]; default: random log-magnitude-like data),
     labels.json, and checkpoint `step` of create_train_state(k_init of `seed`), passed through
     `state_fn(state) -> state` when given (e.g. to make BN statistics non-trivial).

@@ -17,7 +17,8 @@ from specgan_jax.data import sampler as sampler_lib
 from specgan_jax.data.moments import Moments
 from specgan_jax.engine.models import Discriminator
 from specgan_jax.engine.small_data import (ada_adjust, ada_heldout_signal, ada_signal,
-                                           diff_augment, ema_beta, ema_kimg, gain_scale_from_std)
+                                           batch_spread, diff_augment, ema_beta, ema_kimg,
+                                           gain_scale_from_std)
 from specgan_jax.engine.step import create_train_state, make_train_fns
 from specgan_jax.run.run_dir import LoadedRun
 from specgan_jax.training import health as health_lib
@@ -252,6 +253,20 @@ def test_masks_zero_whole_bands_of_bounded_width():
 
 
 # -- health and early stopping --------------------------------------------------------------
+def test_batch_spread_sees_collapse_within_classes():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 4, 4, 1)).astype(np.float32)
+    np.testing.assert_allclose(float(batch_spread(x)), np.std(x, axis=0).mean(), rtol=1e-6)
+    y = np.array([0, 0, 1, 1, 2, 2])
+    collapsed = x[[0, 0, 2, 2, 4, 4]]  # one output per class, classes apart
+    assert float(batch_spread(collapsed)) > 0.5  # mixed-class spread: looks diverse
+    assert float(batch_spread(collapsed, y, 3)) < 1e-6  # within classes: none
+    pairs = x.reshape(3, 2, -1)  # by hand: per class, each sample's distance to the class mean
+    resid = (pairs - pairs.mean(1, keepdims=True)).reshape(6, -1)
+    np.testing.assert_allclose(float(batch_spread(x, y, 3)),
+                               np.sqrt(np.mean(resid ** 2, axis=0)).mean(), rtol=1e-5)
+
+
 def test_health_names_the_failure_modes():
     h = health_lib.Health()
     ok = {"fake_batch_std": 0.3, "real_batch_std": 0.33, "fake_std": 0.3, "fake_mean": -0.2}

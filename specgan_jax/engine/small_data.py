@@ -72,6 +72,22 @@ def ema_update(ema, params, beta):
     return jax.tree.map(lambda e, p: p + beta * (e - p), ema, params)
 
 
+# -- training health ----------------------------------------------------------------------------
+def batch_spread(x, y=None, n_classes: int = 0):
+    """The batch's diversity: the per-element std across the batch x [B, ...], averaged over
+    elements (what training/health.py compares between fakes and reals). With labels y [B],
+    the spread within classes, sqrt(mean_i (x_i - mean of x_i's class)^2): a conditional
+    generator that gives every sample of a class the same output has 0 here, while the
+    spread of a mixed-class batch would still look healthy."""
+    if y is None:
+        return jnp.mean(jnp.std(x, axis=0))
+    onehot = jax.nn.one_hot(y, n_classes, dtype=x.dtype)  # [B, K]
+    flat = x.reshape(x.shape[0], -1)
+    means = (onehot.T @ flat) / jnp.maximum(onehot.sum(0), 1)[:, None]  # [K, n]
+    resid = flat - onehot @ means
+    return jnp.mean(jnp.sqrt(jnp.mean(jnp.square(resid), axis=0)))
+
+
 # -- DiffAugment --------------------------------------------------------------------------------
 def gain_scale_from_std(std: np.ndarray) -> np.ndarray:
     """[F] normalised-domain shift per unit gain draw: one constant of median(std_f) data units

@@ -36,8 +36,8 @@ from specgan_jax.engine import losses
 from specgan_jax.config import DiffAugConfig, EMAConfig, LossConfig, ModelConfig, OptimConfig
 from specgan_jax.engine.layers import BN_MOMENTS, BatchNorm, advance_running_stats
 from specgan_jax.engine.models import Discriminator, Generator, init_models, resolve_impl
-from specgan_jax.engine.small_data import (ada_adjust, ada_heldout_signal, diff_augment,
-                                           ema_beta, ema_update)
+from specgan_jax.engine.small_data import (ada_adjust, ada_heldout_signal, batch_spread,
+                                           diff_augment, ema_beta, ema_update)
 
 Sampler = Callable[[Any, jax.Array, int, int], jax.Array]
 HeldoutSampler = Callable[[Any, jax.Array, int], jax.Array]
@@ -275,7 +275,7 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
             fake, new_bs = g_train(g_params, g_bs, draws.z_g, draws.y_g)
             # what the training-health summary reads (training/health.py)
             stats = {"fake_mean": jnp.mean(fake), "fake_std": jnp.std(fake),
-                     "fake_batch_std": jnp.mean(jnp.std(fake, axis=0))}
+                     "fake_batch_std": batch_spread(fake, draws.y_g, model_cfg.n_classes)}
             if augment:
                 fake = aug(fake, k_g, p)
             return losses.g_loss(loss_cfg, d_apply(d_params, fake, draws.y_g)), (new_bs, stats)
@@ -314,7 +314,9 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
             "ada_rt": rt,  # the critic's overfitting signal (small_data)
             "aug_p": p,  # DiffAugment's strength during this step
             **jax.lax.stop_gradient(g_stats),
-            "real_batch_std": jnp.mean(jnp.std(draws.real[-1], axis=0)),
+            "real_batch_std": batch_spread(
+                draws.real[-1], None if draws.y_real is None else draws.y_real[-1],
+                model_cfg.n_classes),
         }
         new_state = TrainState(step=state.step + 1, g_params=g_params, g_batch_stats=g_bs,
                                d_params=d_params, g_opt_state=g_opt, d_opt_state=d_opt,
