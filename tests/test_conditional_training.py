@@ -44,11 +44,28 @@ def test_draws_carry_the_real_labels_and_fake_classes_from_the_distribution(prob
     # each real example's label is its row's class (row value = label + index / 100)
     row_label = np.floor(np.asarray(d.real)[..., 0, 0, 0] * 30 + 1e-3).astype(int)
     np.testing.assert_array_equal(row_label, np.asarray(d.y_real))
-    ys = np.concatenate([np.asarray(d.y_fake).ravel(), np.asarray(d.y_g)])
+    # the critic updates' fakes are made for their real batch's classes (the GP's
+    # interpolates stay within a class)
+    np.testing.assert_array_equal(np.asarray(d.y_fake), np.asarray(d.y_real))
+    ys = np.asarray(d.y_g)
     if probs is None:  # uniform: every class appears
         assert set(ys) == {0, 1, 2}
     else:
         assert set(ys) == {k for k, p in enumerate(probs) if p > 0}
+
+
+def test_class_balanced_sampler_draws_classes_uniformly():
+    data, labels = _labelled_dataset((50, 8, 2))  # 50 : 8 : 2 examples
+    for balanced, want in ((False, np.array([50, 8, 2]) / 60), (True, np.full(3, 1 / 3))):
+        s = sampler_lib.make_sampler(Config().augment, with_labels=True,
+                                     class_balanced=balanced, n_classes=3)
+        x, y = jax.jit(s, static_argnums=(2, 3))(data, jax.random.key(1), 10, 600)
+        freq = np.bincount(np.asarray(y).ravel(), minlength=3) / 6000
+        np.testing.assert_allclose(freq, want, atol=0.02)  # 6000 draws: sd <= 0.0065
+        row_label = np.floor(np.asarray(x)[..., 0, 0, 0] * 30 + 1e-3).astype(int)
+        np.testing.assert_array_equal(row_label, np.asarray(y))  # each row of its class
+    rows = np.rint(np.asarray(x)[..., 0, 0, 0] * 3000).astype(int) % 100  # the row index
+    assert set(rows[np.asarray(y) == 2]) == {58, 59}  # both rows of the rare class drawn
 
 
 def test_fake_class_probs_follow_the_trained_examples_or_uniform():

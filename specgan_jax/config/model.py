@@ -85,9 +85,11 @@ class LossConfig:
     label_smoothing: bool = False
     n_critic: int = 5  # D updates per G update (specgan_disc_nupdates)
     latent_dist: Literal["uniform", "normal"] = "uniform"  # original: z ~ U(-1, 1)
-    # Conditional models: the classes fakes are generated for, drawn per example from the
-    # training set's class frequencies (the real batches' distribution, so E D(real) and
-    # E D(fake) weigh classes alike) or uniformly (rare classes trained as often as common).
+    # Conditional models: the class distribution of training. "frequency": real batches draw
+    # examples uniformly (classes by their frequency), the critic updates' fakes take their
+    # real batch's classes and the generator update's are drawn from the same frequencies.
+    # "uniform": real batches draw a class uniformly, then an example of it, and the fakes
+    # follow (rare classes trained as often as common ones).
     fake_classes: Literal["frequency", "uniform"] = "frequency"
 
     def __post_init__(self):

@@ -111,16 +111,38 @@ def _shards_along_axis0(sharding: jax.sharding.Sharding) -> int:
     return len(sharding.device_set)
 
 
-def make_sampler(augment_cfg: AugmentConfig, with_labels: bool = False) -> Callable:
+def _draw_indices(data: DeviceDataset, key, shape, lo: int, hi: int, class_balanced: bool,
+                  n_classes: int):
+    """Indices into rows [lo, hi): uniform over rows, or (class_balanced) a class drawn
+    uniformly from n_classes, then a row of that class uniformly (every class must have a
+    row in [lo, hi); a class without one would be drawn as a neighbouring class's row)."""
+    if not class_balanced:
+        return jax.random.randint(key, shape, lo, hi)
+    k_class, k_row = jax.random.split(key)
+    labels = data.labels[lo:hi]
+    order = jnp.argsort(labels, stable=True) + lo  # rows grouped by class
+    counts = jnp.bincount(labels, length=n_classes)
+    starts = jnp.cumsum(counts) - counts
+    y = jax.random.randint(k_class, shape, 0, n_classes)
+    u = jax.random.uniform(k_row, shape)
+    pos = starts[y] + jnp.minimum((u * counts[y]).astype(jnp.int32), counts[y] - 1)
+    return order[jnp.clip(pos, 0, hi - lo - 1)]
+
+
+def make_sampler(augment_cfg: AugmentConfig, with_labels: bool = False,
+                 class_balanced: bool = False, n_classes: int = 0) -> Callable:
     """-> sampler(data: DeviceDataset, key, n_critic, batch_size) -> real batches
     [n_critic, B, F, T, 1] float32 in normalised units (and labels [n_critic, B] int32 when
     with_labels). n_critic and batch_size must be static under jit. Each of the n_critic
     batches is a fresh draw (the original draws a new real batch per critic update;
-    README, "The seed's bugs, fixed", item 4), each example augmented independently."""
+    README, "The seed's bugs, fixed", item 4), each example augmented independently.
+    class_balanced: each example's class drawn uniformly from n_classes first (rare classes as
+    often as common ones; conditional training with loss.fake_classes 'uniform')."""
 
     def sampler(data: DeviceDataset, key: jax.Array, n_critic: int, batch_size: int):
         k_idx, k_aug = jax.random.split(key)
-        idx = jax.random.randint(k_idx, (n_critic, batch_size), 0, data.n_train)  # [K, B]
+        idx = _draw_indices(data, k_idx, (n_critic, batch_size), 0, data.n_train,
+                            class_balanced, n_classes)  # [K, B]
         x = data.x[idx].astype(jnp.float32)  # [K, B, F, T, 1]
         k, b, f, t, _ = x.shape
         x = augment_batch(x.reshape(k * b, f, t), k_aug, augment_cfg)  # [K*B, F, T]

@@ -162,8 +162,9 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
       (small_data.gain_scale_from_std of the data's moments).
     heldout_sampler: (data, key, B) -> a batch of the examples held out of training
       (data.sampler.make_heldout_sampler); needed for ADA's "heldout" signal.
-    Conditional models (model_cfg.conditional): the samplers return (x, labels), and the
-      fakes' classes are drawn from class_probs [n_classes] (None: uniform).
+    Conditional models (model_cfg.conditional): the samplers return (x, labels); the critic
+      updates' fakes take their real batch's classes, the generator update's are drawn from
+      class_probs [n_classes] (None: uniform; pass a class-balanced sampler with it).
     """
     if mesh is not None:
         n_data = mesh.shape["data"]  # KeyError: a mesh without a "data" axis
@@ -351,12 +352,16 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         heldout = (heldout_sampler(data, jax.random.fold_in(k, 6), b) if heldout_signal
                    else None)
         labels = {}
-        if cond:  # the samplers return (x, labels); fakes' classes from further streams
+        if cond:  # the samplers return (x, labels)
             (real, y_real), (heldout, y_heldout) = real, heldout or (None, None)
+            # Each critic update's fakes are made for its real batch's classes, so the
+            # gradient penalty's interpolates x + alpha (G(z, y) - x) run between a real and a
+            # fake of the same class, labelled y: the paths along which D(., y) must be
+            # 1-Lipschitz (Gulrajani et al. 2017 sample them between P_r and P_g; here between
+            # P_r(. | y) and P_g(. | y)). Independent fake classes would put most of them
+            # between classes. The real batches carry the class distribution.
             labels = dict(
-                y_real=y_real.astype(jnp.int32),
-                y_fake=jax.random.categorical(jax.random.fold_in(k, 7), class_logits,
-                                              shape=(n_critic, b)).astype(jnp.int32),
+                y_real=y_real.astype(jnp.int32), y_fake=y_real.astype(jnp.int32),
                 y_g=jax.random.categorical(jax.random.fold_in(k, 8), class_logits,
                                            shape=(b,)).astype(jnp.int32),
                 y_heldout=None if y_heldout is None else y_heldout.astype(jnp.int32))

@@ -123,9 +123,10 @@ def with_classes(config: Config, dataset: Dataset) -> Config:
 
 def fake_class_probs(config: Config, labels: np.ndarray, heldout: np.ndarray
                      ) -> Optional[np.ndarray]:
-    """The distribution fakes' classes are drawn from: the class frequencies of the examples
-    trained on (all but `heldout`), or None (uniform) with loss.fake_classes 'uniform' and for
-    unconditional models."""
+    """The distribution the generator update's classes are drawn from: the class frequencies
+    of the examples trained on (all but `heldout`), as the real batches', or None (uniform, as
+    the class-balanced real batches of loss.fake_classes 'uniform'; and for unconditional
+    models)."""
     if not config.model.conditional or config.loss.fake_classes == "uniform":
         return None
     labels = np.delete(np.asarray(labels), heldout)
@@ -261,7 +262,10 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
                     out_shardings=replicated)(k_init)
     cond = config.model.conditional
     fns = make_train_fns(config.model, config.loss, config.optim, tc.batch_size,
-                         sampler_lib.make_sampler(config.augment, with_labels=cond), mesh=mesh,
+                         sampler_lib.make_sampler(
+                             config.augment, with_labels=cond, n_classes=config.model.n_classes,
+                             class_balanced=cond and config.loss.fake_classes == "uniform"),
+                         mesh=mesh,
                          ema_cfg=config.ema, diffaug_cfg=config.diffaug,
                          gain_scale=gain_scale_from_std(moments.std),
                          heldout_sampler=sampler_lib.make_heldout_sampler(config.augment,
