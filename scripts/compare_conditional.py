@@ -23,23 +23,16 @@ import argparse
 import concurrent.futures as cf
 import json
 import os
-import subprocess
 import sys
 import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _measure import run, write_table  # scripts/_measure.py, beside this file
+
 MODEL = ["--model.dim", "8", "--model.upsample", "nn", "--optim.g_lr", "5e-4",
          "--optim.d_lr", "5e-4", "--batch-size", "8", "--train.checkpoint_every", "100000"]
 METRICS = ("intra_fd", "intra_kid", "class_accuracy", "fd")
-
-
-def run(cmd, log_path):
-    with open(log_path, "a") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 
 
 def checkpoint_bytes(workdir: str) -> int:
@@ -137,10 +130,7 @@ def main(argv=None) -> int:
         results.setdefault(a, {})[str(s)] = {**trained[(a, s)], "metrics": gen, "baseline": base}
     with open(os.path.join(args.out, "results.json"), "w") as fh:
         json.dump(results, fh, indent=1)
-    text = table(results, args.seeds)
-    with open(os.path.join(args.out, "table.md"), "w") as fh:
-        fh.write(text + "\n")
-    print(text)
+    write_table(args.out, table(results, args.seeds))
     return 0
 
 

@@ -22,13 +22,13 @@ import argparse
 import concurrent.futures as cf
 import json
 import os
-import subprocess
 import sys
 import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _measure import run, write_table  # scripts/_measure.py, beside this file
+
 METRICS = ("fd", "kid", "ndb", "nn_self", "memorization")
 RUNS = {
     "recipe": [],
@@ -42,13 +42,6 @@ ROWS = [  # (row name, run, evaluate.py options)
     ("+ ADA", "ada", []),
     ("preset (+ best checkpoint)", "ada", ["--checkpoint-dir", "checkpoints_best_fd"]),
 ]
-
-
-def run(cmd, log_path):
-    with open(log_path, "a") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 
 
 def one(args, name, seed):
@@ -124,10 +117,7 @@ def main(argv=None) -> int:
                 json.dump(results, fh, indent=1)
             print(f"done {name} seed {seed}: {out.get('+ EMA', out.get('+ DiffAugment', out.get('+ ADA')))}",
                   flush=True)
-    text = table(results, args.seeds)
-    with open(os.path.join(args.out, "table.md"), "w") as fh:
-        fh.write(text + "\n")
-    print(text)
+    write_table(args.out, table(results, args.seeds))
     return 0
 
 
