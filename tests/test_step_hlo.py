@@ -10,6 +10,9 @@ so a change in a layer, a loss or the step that brings a slow convolution back f
 - lhs-dilated convolutions (transposed convs, input gradients of strided convs): XLA:CPU runs
   them on slow generic code; "phase" and "hybrid" exist to avoid them in the forward pass and in
   every derivative, the gradient penalty's double backward included.
+- Convolutions handed to YNNPACK (jaxlib 0.10's XLA:CPU default, "__ynn_fusion" custom
+  fusions): on this model's shapes they ran the whole step at 1.6x the time of XLA's own
+  convolutions, so the engine compiles with the YNNPACK fusions off (engine.compile).
 """
 
 import re
@@ -19,13 +22,16 @@ import jax.numpy as jnp
 import pytest
 
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
+from specgan_jax.engine import compile as engine_compile
 from specgan_jax.engine import losses
+from specgan_jax.engine import step as step_module
 from specgan_jax.engine.models import Discriminator, init_models
 from specgan_jax.engine.step import Draws, create_train_state, make_train_fns
 
 
-def compiled_step_hlo(impl: str, use_batchnorm: bool, batch: int = 2, n_critic: int = 2) -> str:
-    mc = ModelConfig(dim=2, conv_impl=impl, use_batchnorm=use_batchnorm)
+def compiled_step_hlo(impl: str, use_batchnorm: bool, batch: int = 2, n_critic: int = 2,
+                      dim: int = 2) -> str:
+    mc = ModelConfig(dim=dim, conv_impl=impl, use_batchnorm=use_batchnorm)
     lc, oc = LossConfig(loss="wgan-gp", n_critic=n_critic), OptimConfig()
     fns = make_train_fns(mc, lc, oc, batch)
     state = jax.eval_shape(lambda: create_train_state(mc, lc, oc, jax.random.key(0)))
@@ -69,3 +75,52 @@ def test_detector_sees_per_example_kernel_gradients():
     gp = lambda p: losses.gradient_penalty(d_apply, p, x, x, jnp.zeros(2), per_example=True)  # noqa: E731
     convs = convolutions(jax.jit(jax.grad(gp)).lower(d_params).compile().as_text())
     assert any(re.search(r"feature_group_count=(?!1\b)\d+", c) for c in convs)
+
+
+def ynn_convolutions(hlo: str) -> list[str]:
+    """The YNNPACK fusions ("__ynn_fusion" custom fusions) whose fused computation holds a
+    convolution."""
+    bodies, name = {}, None
+    for line in hlo.splitlines():  # computations: "%name (...) -> ... {" ... "}"
+        m = re.match(r"(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
+        if m:
+            name, bodies[m.group(1)] = m.group(1), []
+        elif name is not None:
+            bodies[name].append(line)
+    found = []
+    for line in hlo.splitlines():
+        called = re.search(r"calls=%?([\w.\-]+)", line)
+        if "__ynn_fusion" in line and called and any(
+                re.search(r"\bconvolution\(", b) for b in bodies.get(called.group(1), [])):
+            found.append(line.strip())
+    return found
+
+
+# YNNPACK takes a convolution only past some size and channel count (XLA's cost model): at dim 2
+# it takes none, so these two tests compile (never run) the step at dim 8.
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA:CPU option")
+def test_step_convolutions_are_xla_own_on_cpu(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    # the option must be known to this jaxlib: without it the CPU step runs 1.6x slower
+    assert engine_compile.compiler_options() == engine_compile.CPU_OPTIONS
+    hlo = compiled_step_hlo("hybrid", False, dim=8, batch=4)
+    assert len(convolutions(hlo)) >= 20
+    ynn = ynn_convolutions(hlo)
+    assert not ynn, "a convolution handed to YNNPACK in the step:\n" + ynn[0]
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA:CPU option")
+def test_detector_sees_ynn_convolutions(monkeypatch):
+    """The check above can fail: the same step compiled with XLA's default options hands
+    convolutions to YNNPACK, as "__ynn_fusion" custom fusions."""
+    monkeypatch.setattr(step_module, "jit", jax.jit)
+    hlo = compiled_step_hlo("hybrid", False, dim=8, batch=4)
+    assert len(ynn_convolutions(hlo)) >= 5
+
+
+def test_user_xla_flags_and_other_backends_keep_xla_defaults():
+    """A user's own XLA_FLAGS setting of the option wins; accelerators get no CPU options."""
+    flags = f"--{engine_compile.YNN_OPTION}=LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"
+    assert engine_compile._options_for("cpu", flags) is None
+    assert engine_compile._options_for("gpu", "") is None
+    assert engine_compile._options_for("tpu", "") is None

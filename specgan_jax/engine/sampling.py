@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from specgan_jax.config import ModelConfig
+from specgan_jax.engine.compile import jit
 from specgan_jax.engine.step import generate, sample_latents
 
 
@@ -82,7 +83,7 @@ def make_generate_fn(model_cfg: ModelConfig) -> Callable:
     """The jitted G(z) in inference mode: (g_params, g_batch_stats, z [B, latent], y=None) ->
     [B, F, T, 1] in the normalised domain [-1, 1]; y int32 [B]: class labels of a conditional
     model."""
-    return jax.jit(functools.partial(generate, model_cfg))
+    return jit(functools.partial(generate, model_cfg))
 
 
 def generate_batched(gen_fn: Callable, g_params, g_batch_stats, z, batch_size: int,

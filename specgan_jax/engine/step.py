@@ -33,6 +33,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import numpy as np
 
 from specgan_jax.engine import losses
+from specgan_jax.engine.compile import jit
 from specgan_jax.config import DiffAugConfig, EMAConfig, LossConfig, ModelConfig, OptimConfig
 from specgan_jax.engine.layers import BN_MOMENTS, BatchNorm, advance_running_stats
 from specgan_jax.engine.models import Discriminator, Generator, init_models, resolve_impl
@@ -388,10 +389,10 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
     # buffers, and every device holds the whole state for the next step.
     out = {} if mesh is None else {"out_shardings": NamedSharding(mesh, P())}
     return TrainFns(
-        iteration=jax.jit(iteration if mesh is None else lambda s, d: iteration(s, shard_draws(d)),
+        iteration=jit(iteration if mesh is None else lambda s, d: iteration(s, shard_draws(d)),
                           donate_argnums=0, **out),
-        step=jax.jit(step, donate_argnums=0, **out),
-        chunk=jax.jit(chunk, static_argnums=3, donate_argnums=0, **out),
-        draws=jax.jit(draws),
+        step=jit(step, donate_argnums=0, **out),
+        chunk=jit(chunk, static_argnums=3, donate_argnums=0, **out),
+        draws=jit(draws),
     )
 

@@ -41,6 +41,7 @@ import numpy as np
 import optax
 
 from specgan_jax import atomic
+from specgan_jax.engine.compile import jit
 from specgan_jax.engine.sampling import map_padded
 
 FEATURES_VERSION = 1  # part of the cache key: bump when the architecture or training changes
@@ -111,7 +112,7 @@ class FeatureSpace:
 
 
 def _jit_apply(net, params):
-    fn = jax.jit(lambda p, x: net.apply(p, x))
+    fn = jit(lambda p, x: net.apply(p, x))
     return lambda x: fn(params, x)
 
 
@@ -156,7 +157,7 @@ def train_classifier(x: np.ndarray, labels: np.ndarray, n_classes: int,
     tx = optax.adam(opts.lr)
     opt_state = tx.init(params)
 
-    @jax.jit
+    @jit
     def step(params, opt_state, xb, yb):
         def loss_fn(p):
             _, logits = net.apply(p, xb)

@@ -24,6 +24,7 @@ from specgan_jax.data import sampler as sampler_lib
 from specgan_jax.data.cache import Dataset, load_dataset
 from specgan_jax.data.moments import Moments, compute_moments, moments_for
 from specgan_jax.data.normalize import denormalize
+from specgan_jax.engine.compile import jit
 from specgan_jax.engine.models import SPATIAL, resolve_impl
 from specgan_jax.engine.sampling import generate_batched, make_generate_fn, run_keys
 from specgan_jax.engine.small_data import gain_scale_from_std
@@ -257,7 +258,7 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
     # Initialised by one jitted call straight onto every device (replicated), not op by op on
     # device 0 and then copied (and, across processes, all-gathered to check it is equal).
     aug_p = config.diffaug.strength
-    state = jax.jit(functools.partial(create_train_state, config.model, config.loss,
+    state = jit(functools.partial(create_train_state, config.model, config.loss,
                                       config.optim, aug_p=aug_p),
                     out_shardings=replicated)(k_init)
     cond = config.model.conditional
