@@ -74,12 +74,9 @@ def test_run_directory_layout(run4):
     assert int(restore_state(run4).state.step) == 4
 
 
-def test_resume_is_bitwise_identical(env, run4):
-    """2 steps, stop, re-run the same command with --steps 4 == 4 steps uninterrupted."""
-    workdir = env["root"] / "run2plus2"
-    assert train_cli.main(tiny_args(env, workdir, 2)) == 0
-    assert train_cli.main(tiny_args(env, workdir, 4)) == 0
-    a, b = restore_state(run4).state, restore_state(workdir).state
+def assert_same_run(workdir, ref_workdir):
+    """Bitwise the same final state and the same metrics.jsonl rows (but their times)."""
+    a, b = restore_state(ref_workdir).state, restore_state(workdir).state
     la, ta = jax.tree.flatten(a)
     lb, tb = jax.tree.flatten(b)
     assert ta == tb and len(la) > 10
@@ -88,11 +85,26 @@ def test_resume_is_bitwise_identical(env, run4):
     strip = [{k: v for k, v in r.items() if k != "time"}
              for r in read_metrics(str(workdir / "metrics.jsonl"))]
     ref = [{k: v for k, v in r.items() if k != "time"}
-           for r in read_metrics(str(run4 / "metrics.jsonl"))]
+           for r in read_metrics(str(ref_workdir / "metrics.jsonl"))]
     assert strip == ref
+
+
+def test_resume_is_bitwise_identical(env, run4):
+    """2 steps, stop, re-run the same command with --steps 4 == 4 steps uninterrupted."""
+    workdir = env["root"] / "run2plus2"
+    assert train_cli.main(tiny_args(env, workdir, 2)) == 0
+    assert train_cli.main(tiny_args(env, workdir, 4)) == 0
+    assert_same_run(workdir, run4)
     # Finished: the same command again does nothing and succeeds.
     assert train_cli.main(tiny_args(env, workdir, 4)) == 0
     assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4"]
+
+
+def test_scan_and_python_loops_give_the_same_run(env, run4):
+    """--train.loop python (one jitted step per call) == the default scan over steps."""
+    workdir = env["root"] / "run4python"
+    assert train_cli.main(tiny_args(env, workdir, 4, "--train.loop", "python")) == 0
+    assert_same_run(workdir, run4)
 
 
 def test_resume_with_other_config_is_refused(env, run4, capsys):

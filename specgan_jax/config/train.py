@@ -24,10 +24,11 @@ class TrainConfig:
     # Generator steps per host call (one compiled lax.scan); metrics reach the host once per call.
     # Larger amortises dispatch; smaller gives finer progress. Run control.
     steps_per_call: int = 10
-    # How a host call runs its steps: "scan": one jitted lax.scan over them (TrainFns.chunk);
-    # "python": that many calls of the jitted step, dispatched asynchronously, metrics still
-    # fetched once per call; "auto": "python" on CPU (the scan measured about as fast only
-    # recently: README, "Performance"), "scan" elsewhere. Same numbers. Run control.
+    # How a host call runs its steps: "scan": one jitted lax.scan over them (TrainFns.chunk;
+    # a shorter call, up to a log/preview/checkpoint boundary, runs as separate steps, so the
+    # scan compiles once); "python": that many calls of the jitted step, dispatched
+    # asynchronously, metrics still fetched once per call; "auto": "scan" (on the CPU it took
+    # 0.9x the time of separate steps: README, "Performance"). Same numbers. Run control.
     loop: Literal["auto", "scan", "python"] = "auto"
     log_every: int = 100  # steps between fixed-width log lines and metrics.jsonl rows; run control
     checkpoint_every: int = 5_000  # steps between checkpoints; run control
