@@ -44,7 +44,7 @@ class Config:
 DEMO_PRESET = {
     "model": {"dim": 8, "upsample": "nn"},
     "optim": {"g_lr": 5e-4, "d_lr": 5e-4},
-    "train": {"steps": 400, "batch_size": 8, "steps_per_call": 10, "log_every": 20,
+    "train": {"steps": 480, "batch_size": 8, "steps_per_call": 10, "log_every": 20,
               "checkpoint_every": 100, "preview_every": 100, "n_preview": 16},
 }
 
