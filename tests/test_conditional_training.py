@@ -15,7 +15,8 @@ from specgan_jax.config import Config, LossConfig, ModelConfig, OptimConfig
 from specgan_jax.data import sampler as sampler_lib
 from specgan_jax.data.cache import Dataset
 from specgan_jax.data.moments import Moments
-from specgan_jax.engine.step import make_train_fns
+from specgan_jax.engine.models import Discriminator, Generator, init_models
+from specgan_jax.engine.step import cond_scale, create_train_state, make_train_fns
 from specgan_jax.run.metrics_log import read_metrics
 from specgan_jax.training import setup as setup_lib
 from tests.helpers import restore_state, tiny_args
@@ -122,3 +123,55 @@ def test_conditional_resume_is_bitwise_identical(cond_run):
     la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
     assert len(la) == len(lb) > 10
     assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
+
+
+def test_cond_scale_schedule():
+    """Transitional conditioning: 0 before cond_start, a linear ramp, then 1."""
+    lc = LossConfig(cond_start=10, cond_ramp=20)
+    got = [float(cond_scale(lc, s)) for s in (0, 9, 10, 15, 30, 31, 1000)]
+    assert got == [0.0, 0.0, 0.0, 0.25, 1.0, 1.0, 1.0]
+    step_fn = LossConfig(cond_start=10, cond_ramp=0)
+    assert [float(cond_scale(step_fn, s)) for s in (9, 10)] == [0.0, 1.0]
+    with pytest.raises(ValueError, match="cond_start"):
+        LossConfig(cond_start=-1)
+    with pytest.raises(ValueError, match="conditional models only"):
+        make_train_fns(ModelConfig(dim=4), LossConfig(cond_start=5), OptimConfig(), 4)
+
+
+def test_models_at_cond_scale_zero_ignore_the_class():
+    """At scale 0 G is a function of z alone and D of x alone; at 1 (or None) both depend on
+    the class."""
+    g_vars, d_vars = init_models(MC, jax.random.key(0))
+    d_vars = jax.tree.map(lambda v: v + 0.05, d_vars)  # class_proj away from its init
+    z = jax.random.uniform(jax.random.key(1), (3, MC.latent_dim), minval=-1, maxval=1)
+    x = jax.random.normal(jax.random.key(2), (3, 128, 128, 1))
+    ys = [jnp.array([0, 1, 2]), jnp.array([2, 2, 0])]
+    for s, same in ((0.0, True), (None, False), (1.0, False)):
+        g = [np.asarray(Generator(MC).apply(g_vars, z, y, cond_scale=s)) for y in ys]
+        d = [np.asarray(Discriminator(MC).apply(d_vars, x, y, cond_scale=s)) for y in ys]
+        assert np.array_equal(g[0], g[1]) == same and np.array_equal(d[0], d[1]) == same
+
+
+def test_transitional_run_leaves_the_class_terms_untouched_before_cond_start(tmp_path):
+    """Until cond_start nothing flows into the class tables (nor z_project's rows that read
+    the class code); after it they train."""
+    data, _ = _labelled_dataset()
+    lc = LossConfig(n_critic=1, cond_start=2, cond_ramp=2)
+    fns = make_train_fns(MC, lc, OptimConfig(), 4,
+                         sampler_lib.make_sampler(Config().augment, with_labels=True))
+    s0 = create_train_state(MC, lc, OptimConfig(), jax.random.key(0))
+    s2, _ = fns.chunk(jax.tree.map(jnp.copy, s0), data, jax.random.key(1), 2)
+    s4, _ = fns.chunk(jax.tree.map(jnp.copy, s2), data, jax.random.key(1), 2)
+
+    def class_terms(s):
+        kernel = s.g_params["z_project"]["dense"]["kernel"]  # [latent + E, 4*4*16d]
+        return (s.g_params["class_embed"]["embedding"], kernel[MC.latent_dim:],
+                s.d_params["class_proj"]["embedding"])
+
+    for before, after2 in zip(class_terms(s0), class_terms(s2)):
+        np.testing.assert_array_equal(np.asarray(before), np.asarray(after2))
+    for a, b in zip(class_terms(s2), class_terms(s4)):
+        assert not np.array_equal(np.asarray(a), np.asarray(b))
+    # the rest of the model trained during the unconditional phase
+    assert not np.array_equal(np.asarray(s0.g_params["z_project"]["dense"]["kernel"][:MC.latent_dim]),
+                              np.asarray(s2.g_params["z_project"]["dense"]["kernel"][:MC.latent_dim]))

@@ -91,6 +91,19 @@ class LossConfig:
     # "uniform": real batches draw a class uniformly, then an example of it, and the fakes
     # follow (rare classes trained as often as common ones).
     fake_classes: Literal["frequency", "uniform"] = "frequency"
+    # Conditional models: transitional conditioning (Shahbazi et al. 2022, "Collapse by
+    # Conditioning: Training Class-conditional GANs with Limited Data"). The class terms of G
+    # (its class code) and D (the projection) are scaled by
+    # lam = clip((step - cond_start) / cond_ramp, 0, 1): the model trains unconditionally until
+    # generator step cond_start, then the conditioning fades in over cond_ramp steps. On small
+    # data a model conditioned from the start collapsed within each class (README, "One model
+    # for all classes"). 0 and 0: conditioned from the first step.
+    cond_start: int = 0
+    cond_ramp: int = 0
+
+    @property
+    def transitional(self) -> bool:
+        return self.cond_start > 0 or self.cond_ramp > 0
 
     def __post_init__(self):
         check_choice("loss.loss", self.loss, LOSSES)
@@ -98,6 +111,8 @@ class LossConfig:
         check_choice("loss.fake_classes", self.fake_classes, ("frequency", "uniform"))
         if self.n_critic < 1:
             raise ValueError("loss.n_critic must be >= 1")
+        if self.cond_start < 0 or self.cond_ramp < 0:
+            raise ValueError("loss.cond_start and loss.cond_ramp must be >= 0")
         if self.label_smoothing and self.loss != "dcgan":
             raise ValueError("loss.label_smoothing applies to loss='dcgan' only")
 

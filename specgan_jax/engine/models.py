@@ -149,17 +149,21 @@ class Generator(nn.Module):
     conditioning of Mirza & Osindero 2014, "Conditional Generative Adversarial Nets"). The code
     is initialised N(0, 1), the same order as z, and looked up in float32 in bf16 mode (the dense
     layer then rounds [z, e_y] to bf16 as it does z).
+    cond_scale (a scalar, traced or not; None = 1): the code is scaled by it, e_y -> s * e_y:
+    transitional conditioning (LossConfig.cond_start), where s = 0 is an unconditional G.
     """
 
     cfg: ModelConfig
 
     @nn.compact
-    def __call__(self, z, y=None, train: bool = False):
+    def __call__(self, z, y=None, train: bool = False, cond_scale=None):
         d, bn = self.cfg.dim, self.cfg.use_batchnorm
         check_labels(self.cfg, y, z.shape[0], "Generator")
         if self.cfg.conditional:
             e = nn.Embed(self.cfg.n_classes, class_embed_dim(self.cfg),
                          embedding_init=nn.initializers.normal(1.0), name="class_embed")(y)
+            if cond_scale is not None:
+                e = e * cond_scale
             z = jnp.concatenate([z, e.astype(z.dtype)], axis=-1)  # [B, latent_dim + E]
         x = _DenseBlock(self.cfg, name="z_project")(z, train)  # [B,100(+E)] -> [B,4,4,16d]
         x = nn.relu(x)
@@ -197,12 +201,13 @@ class Discriminator(nn.Module):
     already reads, so v_y is one more `output` kernel per class. v is Glorot-uniform like the
     `output` kernel (bounds sqrt(6 / (F + n_classes)) and sqrt(6 / (F + 1)), F = 4*4*16d), so
     both terms start at the same scale. bf16 mode: h is float32 and so is the projection.
+    cond_scale (None = 1): D(x, y) = psi(h) + s <v_y, h>, transitional conditioning as in G.
     """
 
     cfg: ModelConfig
 
     @nn.compact
-    def __call__(self, x, y=None):
+    def __call__(self, x, y=None, cond_scale=None):
         d, bn = self.cfg.dim, self.cfg.use_batchnorm
         check_labels(self.cfg, y, x.shape[0], "Discriminator")
         x = leaky_relu(_DownBlock(self.cfg, d, False, name="downconv_0")(x))  # -> [B,64,64,d]
@@ -215,7 +220,8 @@ class Discriminator(nn.Module):
         if self.cfg.conditional:
             v = nn.Embed(self.cfg.n_classes, h.shape[-1], embedding_init=kernel_init,
                          name="class_proj")(y)  # [B, 4*4*16d]
-            logit = logit + jnp.sum(v.astype(h.dtype) * h, axis=-1)  # + <v_y, h>
+            proj = jnp.sum(v.astype(h.dtype) * h, axis=-1)  # <v_y, h>
+            logit = logit + (proj if cond_scale is None else cond_scale * proj)
         return logit  # [B] logits (float32 in bf16 mode)
 
 

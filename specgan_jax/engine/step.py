@@ -115,6 +115,16 @@ def upgrade_state(state: TrainState, aug_p: float = 0.0) -> TrainState:
                          ada_acc=jnp.zeros((2,), jnp.float32))
 
 
+def cond_scale(loss_cfg: LossConfig, step):
+    """Transitional conditioning's scale of the class terms at generator step `step` (the
+    step being taken, 0-based): clip((step - cond_start) / cond_ramp, 0, 1), float32; a step
+    from 0 to 1 at cond_start when cond_ramp is 0."""
+    t = jnp.asarray(step).astype(jnp.float32) - loss_cfg.cond_start
+    if loss_cfg.cond_ramp == 0:
+        return (t >= 0).astype(jnp.float32)
+    return jnp.clip(t / loss_cfg.cond_ramp, 0.0, 1.0)
+
+
 def _g_vars(params, batch_stats):
     return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
@@ -192,6 +202,10 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         if probs.shape != (k,) or not np.all(probs >= 0) or not probs.sum() > 0:
             raise ValueError(f"class_probs must be {k} non-negative weights; got {class_probs}")
         class_logits = jnp.asarray(np.log(np.maximum(probs / probs.sum(), 1e-30)), jnp.float32)
+    if loss_cfg.transitional and not cond:
+        raise ValueError("loss.cond_start / loss.cond_ramp (transitional conditioning) apply to "
+                         "conditional models only (model.conditional)")
+
     heldout_signal = diffaug_cfg.holds_out
     if heldout_signal and sampler is not None and heldout_sampler is None:
         raise ValueError("ADA's heldout signal needs a heldout_sampler (or diffaug.ada_signal "
@@ -200,18 +214,20 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
     def aug(x, key, p):
         return diff_augment(x, key, p, diffaug_cfg, gain_scale) if augment else x
 
-    def d_apply(p, x, y=None):
-        return disc.apply({"params": p}, x, y)
+    def critic(s):
+        """D as d_apply(params, x, y=None), its class term scaled by s (None: unscaled)."""
+        return lambda p, x, y=None: disc.apply({"params": p}, x, y, cond_scale=s)
 
-    def g_train(params, batch_stats, z, y=None):
-        """G(z) (G(z, y)) in training mode -> (fake, new batch stats)."""
+    def g_train(params, batch_stats, z, y=None, s=None):
+        """G(z) (G(z, y), its class code scaled by s) in training mode -> (fake, new batch
+        stats)."""
         if not has_bs:
-            return gen.apply({"params": params}, z, y, train=True), batch_stats
-        fake, upd = gen.apply(_g_vars(params, batch_stats), z, y, train=True,
+            return gen.apply({"params": params}, z, y, train=True, cond_scale=s), batch_stats
+        fake, upd = gen.apply(_g_vars(params, batch_stats), z, y, train=True, cond_scale=s,
                               mutable=["batch_stats"])
         return fake, upd["batch_stats"]
 
-    def critic_fakes(params, batch_stats, z_d, y_fake=None):
+    def critic_fakes(params, batch_stats, z_d, y_fake=None, s=None):
         """G(z) for all n_critic critic updates in one call vmapped over the critic axis:
         z_d [n_critic, B, latent] (y_fake [n_critic, B]) -> fakes [n_critic, B, F, T, 1], new
         batch stats.
@@ -224,18 +240,18 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         is the sequence n_critic separate calls produce.
         """
         if not has_bs:
-            return jax.vmap(lambda z, y: gen.apply({"params": params}, z, y, train=True))(
-                z_d, y_fake), batch_stats
+            return jax.vmap(lambda z, y: gen.apply({"params": params}, z, y, train=True,
+                                                   cond_scale=s))(z_d, y_fake), batch_stats
 
         def one(z, y):
-            fake, upd = gen.apply(_g_vars(params, batch_stats), z, y, train=True,
+            fake, upd = gen.apply(_g_vars(params, batch_stats), z, y, train=True, cond_scale=s,
                                   mutable=["batch_stats", BN_MOMENTS])
             return fake, upd[BN_MOMENTS]
 
         fakes, moments = jax.vmap(one)(z_d, y_fake)
         return fakes, advance_running_stats(batch_stats, moments, BatchNorm.momentum)
 
-    def critic_update(carry, xs, p):
+    def critic_update(carry, xs, p, d_apply):
         """One critic update; xs: this update's slice of real, fake, alpha, label_u (and k_aug,
         y_real, y_fake when present)."""
         d_params, d_opt = carry
@@ -258,7 +274,11 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
                     and draws.y_g is not None):
             raise ValueError("Draws.y_real, y_fake and y_g must be given for a conditional "
                              "model and only for one")
-        fakes, g_bs = critic_fakes(state.g_params, state.g_batch_stats, draws.z_d, draws.y_fake)
+        # transitional conditioning: the class terms' scale at this step (None: not scaled)
+        s = cond_scale(loss_cfg, state.step) if loss_cfg.transitional else None
+        d_apply = critic(s)
+        fakes, g_bs = critic_fakes(state.g_params, state.g_batch_stats, draws.z_d, draws.y_fake,
+                                   s)
         fakes = lax.stop_gradient(fakes)
         p = state.aug_p
         xs = {"real": draws.real, "fake": fakes, "alpha": draws.alpha, "label_u": draws.label_u}
@@ -269,12 +289,12 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
                 raise ValueError("DiffAugment is on: Draws.k_aug must be given")
             k_critic = jax.random.split(draws.k_aug, n_critic + 1)
             xs["k_aug"], k_g = k_critic[:n_critic], k_critic[n_critic]
-        (d_params, d_opt), dm = lax.scan(lambda c, x: critic_update(c, x, p),
+        (d_params, d_opt), dm = lax.scan(lambda c, x: critic_update(c, x, p, d_apply),
                                          (state.d_params, state.d_opt_state), xs,
                                          unroll=n_critic if unroll_critic else 1)
 
         def g_objective(g_params):
-            fake, new_bs = g_train(g_params, g_bs, draws.z_g, draws.y_g)
+            fake, new_bs = g_train(g_params, g_bs, draws.z_g, draws.y_g, s)
             # what the training-health summary reads (training/health.py)
             stats = {"fake_mean": jnp.mean(fake), "fake_std": jnp.std(fake),
                      "fake_batch_std": batch_spread(fake, draws.y_g, model_cfg.n_classes)}
