@@ -1,5 +1,6 @@
-"""Small-data remedies inside the jitted step: generator EMA, DiffAugment for spectrograms, and
-ADA's adaptive augmentation strength. Pure functions of arrays; the step wires them in.
+"""Small-data remedies inside the jitted step: generator EMA, DiffAugment for spectrograms,
+ADA's adaptive augmentation strength, and transitional conditioning's schedule (cond_scale,
+LossConfig.cond_start). Pure functions of arrays; the step wires them in.
 
 EMA (Karras et al. 2020, StyleGAN2-ADA training_loop.py):
     ema_nimg_t = min(1000 kimg, rampup * t * B)        (t = generator steps done before this one)
@@ -46,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from specgan_jax.config import DiffAugConfig, EMAConfig
+from specgan_jax.config import DiffAugConfig, EMAConfig, LossConfig
 from specgan_jax.data.augment import random_band_mask, shift_time, stretch_time
 
 
@@ -159,3 +160,13 @@ def ada_adjust(p, rt, cfg: DiffAugConfig, batch_size: int):
     clipped to [0, ada_max]; unchanged when r_t equals the target."""
     delta = batch_size * cfg.ada_interval / (cfg.ada_kimg * 1000)
     return jnp.clip(p + jnp.sign(rt - cfg.target) * delta, 0.0, cfg.ada_max)
+
+
+def cond_scale(loss_cfg: LossConfig, step):
+    """Transitional conditioning's scale of the class terms at generator step `step` (the
+    step being taken, 0-based): clip((step - cond_start) / cond_ramp, 0, 1), float32; a step
+    from 0 to 1 at cond_start when cond_ramp is 0."""
+    t = jnp.asarray(step).astype(jnp.float32) - loss_cfg.cond_start
+    if loss_cfg.cond_ramp == 0:
+        return (t >= 0).astype(jnp.float32)
+    return jnp.clip(t / loss_cfg.cond_ramp, 0.0, 1.0)

@@ -38,7 +38,7 @@ from specgan_jax.config import DiffAugConfig, EMAConfig, LossConfig, ModelConfig
 from specgan_jax.engine.layers import BN_MOMENTS, BatchNorm, advance_running_stats
 from specgan_jax.engine.models import Discriminator, Generator, init_models, resolve_impl
 from specgan_jax.engine.small_data import (ada_adjust, ada_heldout_signal, batch_spread,
-                                           diff_augment, ema_beta, ema_update)
+                                           cond_scale, diff_augment, ema_beta, ema_update)
 
 Sampler = Callable[[Any, jax.Array, int, int], jax.Array]
 HeldoutSampler = Callable[[Any, jax.Array, int], jax.Array]
@@ -115,16 +115,6 @@ def upgrade_state(state: TrainState, aug_p: float = 0.0) -> TrainState:
                          ada_acc=jnp.zeros((2,), jnp.float32))
 
 
-def cond_scale(loss_cfg: LossConfig, step):
-    """Transitional conditioning's scale of the class terms at generator step `step` (the
-    step being taken, 0-based): clip((step - cond_start) / cond_ramp, 0, 1), float32; a step
-    from 0 to 1 at cond_start when cond_ramp is 0."""
-    t = jnp.asarray(step).astype(jnp.float32) - loss_cfg.cond_start
-    if loss_cfg.cond_ramp == 0:
-        return (t >= 0).astype(jnp.float32)
-    return jnp.clip(t / loss_cfg.cond_ramp, 0.0, 1.0)
-
-
 def _g_vars(params, batch_stats):
     return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
@@ -160,9 +150,8 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
                    class_probs: Optional[np.ndarray] = None) -> TrainFns:
     """Build the jitted training functions.
 
-    unroll_critic: unroll the lax.scan over critic updates (same program semantics, the loop
-    body copied n_critic times). None = unroll on CPU, where XLA:CPU ran the rolled loop 17x
-    slower than the same updates unrolled; keep the rolled loop elsewhere.
+    unroll_critic: unroll the lax.scan over critic updates (same semantics). None: unrolled on
+    CPU (once 17x faster than the rolled loop there, now within noise of it), rolled elsewhere.
     mesh: data parallelism over mesh axis "data": every Draws array is split along its batch
       axis (real/z_d/alpha [n_critic, B, ...] on axis 1, label_u on axis 2, z_g on axis 0);
       state and metrics are returned replicated (pass the state and the dataset already on the
@@ -219,8 +208,7 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         return lambda p, x, y=None: disc.apply({"params": p}, x, y, cond_scale=s)
 
     def g_train(params, batch_stats, z, y=None, s=None):
-        """G(z) (G(z, y), its class code scaled by s) in training mode -> (fake, new batch
-        stats)."""
+        """G(z) (G(z, y), class code scaled by s) in training mode -> (fake, new batch stats)."""
         if not has_bs:
             return gen.apply({"params": params}, z, y, train=True, cond_scale=s), batch_stats
         fake, upd = gen.apply(_g_vars(params, batch_stats), z, y, train=True, cond_scale=s,
@@ -228,17 +216,12 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         return fake, upd["batch_stats"]
 
     def critic_fakes(params, batch_stats, z_d, y_fake=None, s=None):
-        """G(z) for all n_critic critic updates in one call vmapped over the critic axis:
-        z_d [n_critic, B, latent] (y_fake [n_critic, B]) -> fakes [n_critic, B, F, T, 1], new
-        batch stats.
-
-        G's parameters do not change during the critic updates, so their fakes can be made
-        before the critic loop, as one larger batched computation. G runs in training mode (as
-        torch's netG(noise).detach() in train mode): vmap keeps each critic update's batch
-        normalised by its own batch statistics, and the BN running statistics advance once per
-        critic update, in order, from those statistics (layers.advance_running_stats), which
-        is the sequence n_critic separate calls produce.
-        """
+        """The fakes of all n_critic critic updates from one G call vmapped over the critic axis
+        (G does not change during them): z_d [n_critic, B, latent] (y_fake [n_critic, B]) ->
+        fakes [n_critic, B, F, T, 1], new batch stats. Training mode, as torch's
+        netG(noise).detach(): vmap normalises each update's batch by its own statistics, and the
+        BN running statistics advance once per update, in order (layers.advance_running_stats),
+        as n_critic separate calls would."""
         if not has_bs:
             return jax.vmap(lambda z, y: gen.apply({"params": params}, z, y, train=True,
                                                    cond_scale=s))(z_d, y_fake), batch_stats
@@ -252,8 +235,7 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         return fakes, advance_running_stats(batch_stats, moments, BatchNorm.momentum)
 
     def critic_update(carry, xs, p, d_apply):
-        """One critic update; xs: this update's slice of real, fake, alpha, label_u (and k_aug,
-        y_real, y_fake when present)."""
+        """One critic update; xs: this update's real, fake, alpha, label_u (k_aug, y_real, y_fake)."""
         d_params, d_opt = carry
         real, fake = xs["real"], xs["fake"]
         if augment:  # T(real), T(fake); the GP's interpolates lie between them (small_data)
