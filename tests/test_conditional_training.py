@@ -174,5 +174,6 @@ def test_transitional_run_leaves_the_class_terms_untouched_before_cond_start(tmp
     for a, b in zip(class_terms(s2), class_terms(s4)):
         assert not np.array_equal(np.asarray(a), np.asarray(b))
     # the rest of the model trained during the unconditional phase
-    assert not np.array_equal(np.asarray(s0.g_params["z_project"]["dense"]["kernel"][:MC.latent_dim]),
-                              np.asarray(s2.g_params["z_project"]["dense"]["kernel"][:MC.latent_dim]))
+    z_rows = [np.asarray(s.g_params["z_project"]["dense"]["kernel"][:MC.latent_dim])
+              for s in (s0, s2)]
+    assert not np.array_equal(*z_rows)

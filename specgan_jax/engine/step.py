@@ -235,7 +235,7 @@ def make_train_fns(model_cfg: ModelConfig, loss_cfg: LossConfig, optim_cfg: Opti
         return fakes, advance_running_stats(batch_stats, moments, BatchNorm.momentum)
 
     def critic_update(carry, xs, p, d_apply):
-        """One critic update; xs: this update's real, fake, alpha, label_u (k_aug, y_real, y_fake)."""
+        """One critic update; xs: its real, fake, alpha, label_u (k_aug, y_real, y_fake)."""
         d_params, d_opt = carry
         real, fake = xs["real"], xs["fake"]
         if augment:  # T(real), T(fake); the GP's interpolates lie between them (small_data)
