@@ -56,7 +56,8 @@ def train_and_generate(args, approach, seed, classes):
     t0 = time.monotonic()
     if approach == "conditional":
         run([sys.executable, "scripts/train.py", "--workdir", os.path.join(work, "run"),
-             "--data", args.set, "--steps", str(args.steps), "--model.conditional", *common], log)
+             "--data", args.set, "--steps", str(args.steps), "--model.conditional", *common,
+             *args.cond_extra], log)
         train_s = time.monotonic() - t0
         run([sys.executable, "scripts/generate.py", os.path.join(work, "run"), "--per-class",
              str(args.n), "--out", fakes, "--seed", "1"], log)
@@ -113,9 +114,13 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=400, help="total steps of each approach")
     p.add_argument("--n", type=int, default=64, help="generated samples per class")
     p.add_argument("--jobs", type=int, default=2, help="trainings in parallel")
+    p.add_argument("--cond-extra", default="",
+                   help="further train.py options for the conditional runs only, one string "
+                   "(e.g. \"--loss.cond_start 0 --loss.cond_ramp 0\")")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                    help="further train.py options for every run (last option)")
     args = p.parse_args(argv)
+    args.cond_extra = args.cond_extra.split()
     args.set, args.real = os.path.abspath(args.set), os.path.abspath(args.real)
     classes = sorted(d for d in os.listdir(args.set) if os.path.isdir(os.path.join(args.set, d)))
     os.makedirs(args.out, exist_ok=True)

@@ -2,6 +2,7 @@
 class distribution, n_classes from the data, resume, and ADA's held-out signal with labels.
 (The step's numbers against the PyTorch reference: parity_tests/test_training.py.)"""
 
+import dataclasses
 import json
 import os
 
@@ -12,6 +13,7 @@ import pytest
 
 from specgan_jax.cli import train as train_cli
 from specgan_jax.config import Config, LossConfig, ModelConfig, OptimConfig
+from specgan_jax.config_json import config_json_text
 from specgan_jax.data import sampler as sampler_lib
 from specgan_jax.data.cache import Dataset
 from specgan_jax.data.moments import Moments
@@ -91,12 +93,46 @@ def test_with_classes_fills_n_classes_from_the_data():
     assert setup_lib.with_classes(Config(), ds) == Config()  # unconditional: unchanged
 
 
+def test_cond_schedule_default_is_fixed_from_the_steps_when_a_run_starts(tmp_path):
+    """None (auto): 3/8 and 1/4 of train.steps for a conditional model (300 and 200 of 800,
+    the measured setting), 0 for an unconditional one, explicit numbers kept, and a resumed
+    run keeps what its config.json says even when --steps grows."""
+    def fixed(cfg, workdir=tmp_path / "new"):
+        lc = setup_lib.with_cond_schedule(cfg, str(workdir)).loss
+        return lc.cond_start, lc.cond_ramp
+
+    cond = Config(model=ModelConfig(conditional=True, n_classes=2))
+    steps = lambda c, n: dataclasses.replace(c, train=dataclasses.replace(c.train, steps=n))  # noqa
+    assert fixed(steps(cond, 800)) == (300, 200)
+    assert fixed(steps(Config(), 800)) == (0, 0)
+    explicit = dataclasses.replace(cond, loss=LossConfig(cond_start=7, cond_ramp=0))
+    assert fixed(steps(explicit, 800)) == (7, 0)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(config_json_text(
+        setup_lib.with_cond_schedule(steps(cond, 800), str(run))))
+    assert fixed(steps(cond, 4000), run) == (300, 200)
+
+
+def test_conditional_demo_trains_long_enough_for_the_transition():
+    """`train.py --model.conditional` with no data: 800 steps (the unconditional demo 480)."""
+    def steps(*argv):
+        return train_cli.resolve_config(train_cli.build_parser().parse_args(argv))[0].train.steps
+
+    assert steps("--model.conditional") == 800
+    assert steps() == 480
+    assert steps("--model.conditional", "--steps", "100") == 100
+
+
 @pytest.fixture(scope="module")
 def cond_run(tiny_data, tmp_path_factory):
     """A conditional run of 4 steps with ADA's held-out signal on (labels in every batch,
-    held-out batch included), and the same run stopped after 2 steps and resumed."""
+    held-out batch included), and the same run stopped after 2 steps and resumed. The class
+    terms fade in over the resume (scale 0, 0, 0.5, 1): explicit numbers, since the default
+    ones are fractions of each invocation's --steps."""
     root = tmp_path_factory.mktemp("cond")
-    extra = ("--model.conditional", "--diffaug.ada", "--diffaug.ada_interval", "1")
+    extra = ("--model.conditional", "--diffaug.ada", "--diffaug.ada_interval", "1",
+             "--loss.cond_start", "1", "--loss.cond_ramp", "2")
     args = lambda w, n: tiny_args(tiny_data["data"], root / w, n, tiny_data["csv_cache"],  # noqa
                                   *extra)
     assert train_cli.main(args("straight", 4)) == 0
@@ -108,6 +144,7 @@ def cond_run(tiny_data, tmp_path_factory):
 def test_conditional_run_trains_and_records_its_classes(cond_run):
     cfg = json.load(open(cond_run / "straight" / "config.json"))
     assert cfg["model"]["conditional"] is True and cfg["model"]["n_classes"] == 2
+    assert (cfg["loss"]["cond_start"], cfg["loss"]["cond_ramp"]) == (1, 2)
     assert json.load(open(cond_run / "straight" / "labels.json"))["class_names"] == ["cat", "dog"]
     rows = [r for r in read_metrics(str(cond_run / "straight" / "metrics.jsonl")) if "d_loss" in r]
     assert [r["step"] for r in rows] == [2, 4]

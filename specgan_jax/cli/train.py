@@ -14,7 +14,8 @@ import sys
 from typing import Optional
 
 from specgan_jax.cli import flags
-from specgan_jax.config import DEMO_PRESET, PRESETS, Config, LaunchConfig
+from specgan_jax.config import (CONDITIONAL_DEMO_PRESET, DEMO_PRESET, PRESETS, Config,
+                                LaunchConfig)
 from specgan_jax.config_json import config_from_dict, config_json_text, load_config_json, merge
 from specgan_jax.errors import ConfigError, SpecganError
 from specgan_jax.run.run_dir import default_run_name
@@ -101,7 +102,11 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, bool]:
     # Validate the file alone first so its errors name it.
     if args.config:
         config_from_dict(Config, file_over, source=args.config)
-    base = merge(DEMO_PRESET if demo else {}, PRESETS[args.preset] if args.preset else {})
+    demo_preset = {}
+    if demo:
+        cond = given.get("model", {}).get("conditional")
+        demo_preset = merge(DEMO_PRESET, CONDITIONAL_DEMO_PRESET if cond else {})
+    base = merge(demo_preset, PRESETS[args.preset] if args.preset else {})
     return config_from_dict(Config, merge(base, given), source="options"), demo
 
 

@@ -4,7 +4,7 @@ defaults unless a comment says otherwise)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 from specgan_jax.config.checks import LOSSES, check_choice
 
@@ -97,13 +97,19 @@ class LossConfig:
     # lam = clip((step - cond_start) / cond_ramp, 0, 1): the model trains unconditionally until
     # generator step cond_start, then the conditioning fades in over cond_ramp steps. On small
     # data a model conditioned from the start collapsed within each class (README, "One model
-    # for all classes"). 0 and 0: conditioned from the first step.
-    cond_start: int = 0
-    cond_ramp: int = 0
+    # for all classes"). 0 and 0: conditioned from the first step. None (auto): scripts/train.py
+    # fixes them when a run starts, for a conditional model COND_START_FRACTION and
+    # COND_RAMP_FRACTION of train.steps (the measured 300 and 200 of 800 steps), else 0; the
+    # engine on its own reads None as 0.
+    cond_start: Optional[int] = None
+    cond_ramp: Optional[int] = None
+
+    COND_START_FRACTION: ClassVar[float] = 3 / 8
+    COND_RAMP_FRACTION: ClassVar[float] = 1 / 4
 
     @property
     def transitional(self) -> bool:
-        return self.cond_start > 0 or self.cond_ramp > 0
+        return bool(self.cond_start) or bool(self.cond_ramp)
 
     def __post_init__(self):
         check_choice("loss.loss", self.loss, LOSSES)
@@ -111,7 +117,7 @@ class LossConfig:
         check_choice("loss.fake_classes", self.fake_classes, ("frequency", "uniform"))
         if self.n_critic < 1:
             raise ValueError("loss.n_critic must be >= 1")
-        if self.cond_start < 0 or self.cond_ramp < 0:
+        if (self.cond_start or 0) < 0 or (self.cond_ramp or 0) < 0:
             raise ValueError("loss.cond_start and loss.cond_ramp must be >= 0")
         if self.label_smoothing and self.loss != "dcgan":
             raise ValueError("loss.label_smoothing applies to loss='dcgan' only")

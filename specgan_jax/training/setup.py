@@ -122,6 +122,26 @@ def with_classes(config: Config, dataset: Dataset) -> Config:
     return dataclasses.replace(config, model=dataclasses.replace(config.model, n_classes=k))
 
 
+def with_cond_schedule(config: Config, workdir: str) -> Config:
+    """config with loss.cond_start / loss.cond_ramp fixed where they are None (auto): for a
+    conditional model, fractions of train.steps (LossConfig.COND_START_FRACTION, ...), for any
+    other 0. A resumed run keeps what its config.json fixed when it started, so that raising
+    --steps on resume does not move the schedule."""
+    lc = config.loss
+    if lc.cond_start is not None and lc.cond_ramp is not None:
+        return config
+    auto = {"cond_start": 0, "cond_ramp": 0}
+    if os.path.exists(os.path.join(workdir, run_dir_lib.CONFIG)):
+        saved = run_dir_lib.load_run_config(workdir).loss  # (None in runs from before them)
+        auto = {k: getattr(saved, k) for k in auto}
+    elif config.model.conditional:
+        steps = config.train.steps
+        auto = {"cond_start": round(lc.COND_START_FRACTION * steps),
+                "cond_ramp": round(lc.COND_RAMP_FRACTION * steps)}
+    fixed = {k: v if getattr(lc, k) is None else getattr(lc, k) for k, v in auto.items()}
+    return dataclasses.replace(config, loss=dataclasses.replace(lc, **fixed))
+
+
 def fake_class_probs(config: Config, labels: np.ndarray, heldout: np.ndarray
                      ) -> Optional[np.ndarray]:
     """The distribution the generator update's classes are drawn from: the class frequencies
@@ -238,6 +258,7 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
 
     dataset, moments = load_data(config, workdir, demo, log, write=is_main)
     config = with_classes(config, dataset)  # before config.json: n_classes from the data
+    config = with_cond_schedule(config, workdir)  # and the transition's steps
     resumed_dir = run_dir_lib.check_or_write_config(
         config, workdir, {"model.conv_impl": resolve_impl(config.model)}, write=is_main)
     for sub in (run_dir_lib.CHECKPOINTS, run_dir_lib.PREVIEWS):
