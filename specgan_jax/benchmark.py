@@ -1,10 +1,12 @@
 """Step throughput of the JAX engine against the PyTorch reference, measured side by side.
 
 One run, one device, one config: the same model size, batch, n_critic, precision (fp32, or
-bf16 on both sides) and real data already on the device for both frameworks. Each variant is warmed up (compilation
-excluded and reported separately), then timed as the median over `repeats` repeats of `iters`
-full iterations (n_critic critic updates + 1 generator update, WGAN-GP), with a device sync at
-the end of each repeat.
+bf16 on both sides) and real data already on the device for both frameworks. Each variant is
+warmed up (compilation excluded and reported separately), then timed as the median over
+`repeats` repeats of `iters` full iterations (n_critic critic updates + 1 generator update,
+WGAN-GP), with a device sync at the end of each repeat. The repeats alternate between the
+variants (round r times every variant once), so that a drift in the machine's load or clock
+over the run falls on every variant alike and the ratios compare like with like.
 
 Variants:
   jax_step       the jitted `TrainFns.step` called once per iteration (what training uses on CPU)
@@ -50,7 +52,7 @@ class BenchConfig:
     batch: int = 16  # batch size (64 = the original; --full)
     n_critic: int = 5
     iters: int = 2  # iterations per timed repeat (and the chunk length)
-    repeats: int = 3  # timed repeats; the median is reported
+    repeats: int = 5  # timed repeats (rounds over the variants); the median is reported
     torch_compile: bool = True  # also time the torch.compile variant (slow to compile on CPU)
     seed: int = 0
     # "fp32" on both sides, or "bf16": JAX model.precision="bf16" against PyTorch under
@@ -89,13 +91,20 @@ def iteration_flops(dim: int, batch: int, n_critic: int) -> float:
     return batch * (n_critic * (fg + 12 * fd) + 3 * fg + 2 * fd)
 
 
-def _median_time(run: Callable[[], None], repeats: int) -> float:
-    times = []
+def _timed(run: Callable[[], None]) -> float:
+    t = time.perf_counter()
+    run()
+    return time.perf_counter() - t
+
+
+def alternate(timers: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """The median seconds of each warmed-up timer over `repeats` rounds, each round running
+    every timer once in turn."""
+    times = {name: [] for name in timers}
     for _ in range(repeats):
-        t = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for name, run in timers.items():
+            times[name].append(_timed(run))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def device_string() -> str:
@@ -118,7 +127,8 @@ def _peak(precision: str) -> Optional[float]:
     return None
 
 
-def bench_jax(cfg: BenchConfig, data: np.ndarray) -> dict:
+def bench_jax(cfg: BenchConfig, data: np.ndarray) -> tuple[dict, dict]:
+    """(timers of `iters` iterations, each warmed up; their report entries, compile times)."""
     mc = ModelConfig(dim=cfg.dim, precision=cfg.precision)
     lc, oc = LossConfig(n_critic=cfg.n_critic), OptimConfig()
 
@@ -134,9 +144,7 @@ def bench_jax(cfg: BenchConfig, data: np.ndarray) -> dict:
         state[0], m = fns.step(state[0], x, key)
         return m
 
-    t = time.perf_counter()
-    jax.block_until_ready(one_step())
-    compile_step = time.perf_counter() - t
+    compile_step = _timed(lambda: jax.block_until_ready(one_step()))
 
     def steps():
         for _ in range(cfg.iters):
@@ -144,25 +152,26 @@ def bench_jax(cfg: BenchConfig, data: np.ndarray) -> dict:
         jax.block_until_ready(m)
 
     steps()  # warm-up
-    t_step = _median_time(steps, cfg.repeats) / cfg.iters
 
     def chunk():
         state[0], m = fns.chunk(state[0], x, key, cfg.iters)
         jax.block_until_ready(m)
+        # no recompiles: each repeat times the same two programs (a microsecond's check)
+        assert fns.step._cache_size() == 1 and fns.chunk._cache_size() == 1
 
-    t = time.perf_counter()
-    chunk()
-    compile_chunk = time.perf_counter() - t
-    t_chunk = _median_time(chunk, cfg.repeats) / cfg.iters
-    assert fns.step._cache_size() == 1 and fns.chunk._cache_size() == 1  # no recompiles
-    return {
-        "jax_step": {"s_per_iter": t_step, "compile_s": compile_step},
-        "jax_chunk": {"s_per_iter": t_chunk, "compile_s": compile_chunk,
+    compile_chunk = _timed(chunk)
+    chunk()  # warm-up
+    timers = {"jax_step": steps, "jax_chunk": chunk}
+    return timers, {
+        "jax_step": {"compile_s": compile_step},
+        "jax_chunk": {"compile_s": compile_chunk,
                       "note": f"{cfg.iters} iterations per host call (lax.scan)"},
     }
 
 
-def bench_torch(cfg: BenchConfig, data: np.ndarray) -> dict:
+def bench_torch(cfg: BenchConfig, data: np.ndarray) -> tuple[dict, dict]:
+    """(timers of `iters` iterations, each warmed up; their report entries and the skipped
+    variants)."""
     import torch
 
     from specgan_torch_ref.models import SpecGANDiscriminator, SpecGANGenerator
@@ -191,7 +200,6 @@ def bench_torch(cfg: BenchConfig, data: np.ndarray) -> dict:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    out = {}
     models = make()
 
     def eager():
@@ -199,17 +207,17 @@ def bench_torch(cfg: BenchConfig, data: np.ndarray) -> dict:
             iteration(*models)
         sync()
 
-    t = time.perf_counter()
-    eager()  # warm-up (cudnn autotuning on GPU)
-    out["torch_eager"] = {"s_per_iter": _median_time(eager, cfg.repeats) / cfg.iters,
-                          "warmup_s": time.perf_counter() - t}
+    timers = {"torch_eager": eager}
+    out = {"torch_eager": {"warmup_s": _timed(eager)}}  # warm-up (cudnn autotuning on GPU)
     if cfg.torch_compile:
-        out["torch_compile_g"] = _bench_torch_compile(cfg, x, dev, make, sync)
+        compiled, out["torch_compile_g"] = _bench_torch_compile(cfg, x, dev, make, sync)
+        if compiled is not None:
+            timers["torch_compile_g"] = compiled
     else:
         out["torch_compile_g"] = {"skipped": "--no-torch-compile"}
     out["torch_cuda_graph"] = {"skipped": "not attempted: the critic update's double backward "
                                "and optimizer state would need a hand-made static capture"}
-    return out
+    return timers, out
 
 
 def _autocast(cfg: BenchConfig, dev):
@@ -223,9 +231,9 @@ def _autocast(cfg: BenchConfig, dev):
     return torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
 
 
-def _bench_torch_compile(cfg, x, dev, make, sync) -> dict:
+def _bench_torch_compile(cfg, x, dev, make, sync) -> tuple[Optional[Callable], dict]:
     """Critic updates eager (double backward cannot be compiled), G update through
-    torch.compile'd modules."""
+    torch.compile'd modules: (the warmed-up timer or None when compiling failed, its entry)."""
     import torch
 
     from specgan_torch_ref.losses import GANLoss
@@ -255,13 +263,12 @@ def _bench_torch_compile(cfg, x, dev, make, sync) -> dict:
         sync()
 
     try:
-        t = time.perf_counter()
-        run()
-        compile_s = time.perf_counter() - t
-        return {"s_per_iter": _median_time(run, cfg.repeats) / cfg.iters, "compile_s": compile_s,
-                "note": "critic updates eager (double backward cannot be compiled)"}
+        compile_s = _timed(run)
+        run()  # warm-up
     except Exception as e:  # report, do not hide: the JSON says why there is no number
-        return {"failed": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+        return None, {"failed": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+    return run, {"compile_s": compile_s,
+                 "note": "critic updates eager (double backward cannot be compiled)"}
 
 
 def run(cfg: BenchConfig) -> dict:
@@ -269,7 +276,11 @@ def run(cfg: BenchConfig) -> dict:
 
     rng = np.random.default_rng(cfg.seed)
     data = rng.uniform(-1, 1, (max(4 * cfg.batch, 64), 128, 128, 1)).astype(np.float32)
-    results = {**bench_jax(cfg, data), **bench_torch(cfg, data)}
+    jax_timers, jax_out = bench_jax(cfg, data)
+    torch_timers, torch_out = bench_torch(cfg, data)
+    results = {**jax_out, **torch_out}
+    for name, t in alternate({**jax_timers, **torch_timers}, cfg.repeats).items():
+        results[name]["s_per_iter"] = t / cfg.iters
     flops = iteration_flops(cfg.dim, cfg.batch, cfg.n_critic)
     peak = _peak("bf16" if cfg.precision == "bf16" else "tf32")
     for r in results.values():
