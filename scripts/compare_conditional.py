@@ -10,7 +10,9 @@ For each seed:
   conditional    scripts/train.py --data SET --model.conditional --steps S
   per-class      scripts/train.py --data SET/<class> --steps S / K, for each of the K classes
 Every run uses the demo preset's model and schedule (dim 8, batch 8) unless --extra says
-otherwise. Each approach generates --n samples per class into class folders, and
+otherwise; --cond-extra adds options to the conditional runs only (e.g. --cond-extra
+"--loss.cond_start 0 --loss.cond_ramp 0": conditioned from the first step, not the default
+transition). Each approach generates --n samples per class into class folders, and
 scripts/evaluate.py scores them against --real with one reference run (the first seed's
 conditional run: the same moments and feature classifier for every row): intra-class FD and
 KID (fakes of class k against real class k, mean over classes), the classifier's accuracy on

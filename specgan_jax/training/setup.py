@@ -271,6 +271,11 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
         NamedSharding(mesh, P("data")))
     log(f"data: {n} spectrograms, {len(dataset.class_names)} class(es)"
         + (" (demo)" if demo else ""))
+    if config.loss.transitional:
+        lc = config.loss
+        log(f"conditioning: none until step {lc.cond_start}, faded in to full by step "
+            f"{lc.cond_start + lc.cond_ramp} (--loss.cond_start/--loss.cond_ramp; 0 and 0: "
+            "conditioned from the first step)")
     if len(heldout):
         log(f"ADA: {len(heldout)} of {n} spectrograms held out of training; the critic's "
             "overfitting signal compares its scores on them with those on the training ones")
