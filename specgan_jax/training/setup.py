@@ -130,16 +130,18 @@ def with_cond_schedule(config: Config, workdir: str) -> Config:
     lc = config.loss
     if lc.cond_start is not None and lc.cond_ramp is not None:
         return config
-    auto = {"cond_start": 0, "cond_ramp": 0}
     if os.path.exists(os.path.join(workdir, run_dir_lib.CONFIG)):
         saved = run_dir_lib.load_run_config(workdir).loss  # (None in runs from before them)
-        auto = {k: getattr(saved, k) for k in auto}
+        start, ramp = saved.cond_start, saved.cond_ramp
     elif config.model.conditional:
         steps = config.train.steps
-        auto = {"cond_start": round(lc.COND_START_FRACTION * steps),
-                "cond_ramp": round(lc.COND_RAMP_FRACTION * steps)}
-    fixed = {k: v if getattr(lc, k) is None else getattr(lc, k) for k, v in auto.items()}
-    return dataclasses.replace(config, loss=dataclasses.replace(lc, **fixed))
+        start = round(lc.COND_START_FRACTION * steps)
+        ramp = round(lc.COND_RAMP_FRACTION * steps)
+    else:
+        start = ramp = 0
+    return dataclasses.replace(config, loss=dataclasses.replace(
+        lc, cond_start=start if lc.cond_start is None else lc.cond_start,
+        cond_ramp=ramp if lc.cond_ramp is None else lc.cond_ramp))
 
 
 def fake_class_probs(config: Config, labels: np.ndarray, heldout: np.ndarray
