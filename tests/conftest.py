@@ -1,5 +1,8 @@
-"""Shared fixtures: a tiny CSV dataset and a persistent JAX compilation cache, so the identical
-programs of the tests' tiny runs (and of their subprocesses) compile once."""
+"""Shared fixtures: a tiny CSV dataset, and the suite's persistent JAX compilation cache (root
+conftest.py), so the identical programs of the tests' tiny runs (and of their subprocesses)
+compile once."""
+
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -9,11 +12,10 @@ from tests.helpers import write_spectrograms
 
 
 @pytest.fixture(scope="session")
-def jax_cache(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("jax_cache")
-    jax.config.update("jax_compilation_cache_dir", str(cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    return cache
+def jax_cache():
+    """The suite's persistent compilation cache (set up by the root conftest.py for every
+    process of the run), for tests that hand it to the subprocesses they start explicitly."""
+    return Path(jax.config.jax_compilation_cache_dir)
 
 
 @pytest.fixture(scope="session")
