@@ -2,7 +2,7 @@
 
 Class names, constructor arguments and module structure (`fc`/`main`/`output`, the
 `nn.Sequential` indices) are the seed's, so a state_dict saved from the seed's port loads here.
-Corrections (README, "The seed's bugs, fixed"), marked `# FIX` below:
+Corrections (docs/seed-bugs.md), marked `# FIX` below:
   * Seed: ConvTranspose2d(k5, s2, padding=2) gives 2n-1 (7, 13, 25, 49, 97 — not 128).
     padding="torch" keeps the seed's symmetric padding and adds output_padding=1 (2n);
     padding="same" (default) is TF 'SAME' exactly: padding=1, then crop to 2n.

@@ -2,7 +2,7 @@
 
 Kept as close to the seed's class as the corrections allow, method names included, so the
 parity suite can show specgan_jax.moments / specgan_jax.normalize compute the same thing.
-Corrections (README, "The seed's bugs, fixed", item 7), each marked "CORRECTED" below:
+Corrections (docs/seed-bugs.md, item 7), each marked "CORRECTED" below:
   6. the std is floored (relative to the median bin std) and the SAME floored std is used by
      normalize and denormalize; the seed added 1e-8 in normalize only, so a constant bin
      (std ~ 4e-15) blew up to ~1e15 and did not invert;
@@ -31,7 +31,7 @@ class PerFrequencyNormalizer:
     def compute_moments(self, csv_files):
         """Mean and std per frequency bin over all files and time frames (np.mean/np.std over
         axes (0, 2) of the stacked files, as the seed), returned as ([F], [F]) float64."""
-        # CORRECTED (README, seed bug 7): streamed. Per file: its per-bin count, mean and
+        # CORRECTED (docs/seed-bugs.md, item 7): streamed. Per file: its per-bin count, mean and
         # squared deviations M2, merged into the running totals with Chan et al. (1979):
         #   mean = mean_a + d n_b / n,  M2 = M2_a + M2_b + d^2 n_a n_b / n,  d = mean_b - mean_a
         n_a, mean_a, m2_a = 0, None, None
@@ -52,7 +52,7 @@ class PerFrequencyNormalizer:
             n_a = n
         self.mean_per_freq = mean_a
         std_raw = np.sqrt(m2_a / n_a)
-        # CORRECTED (README, seed bug 7): floor the std instead of `std + 1e-8` in normalize.
+        # CORRECTED (docs/seed-bugs.md, item 7): floor the std instead of `std + 1e-8` in normalize.
         ref = np.median(std_raw)
         if ref <= 0:
             ref = np.max(std_raw)

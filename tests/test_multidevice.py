@@ -1,4 +1,4 @@
-"""Data parallelism over several devices and multi-host runs (README, "Multi-device and multi-host").
+"""Data parallelism over several devices and multi-host runs (docs/multi-device.md).
 
 JAX fixes the device count when it starts, so every case runs in a fresh Python process with
 XLA_FLAGS=--xla_force_host_platform_device_count=N (N CPU devices), and the multi-host case

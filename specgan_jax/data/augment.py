@@ -3,7 +3,7 @@
 All operate on one normalised spectrogram x [F, T] (F = frequency rows, T = time frames) with
 its own PRNG key; `augment_batch` vmaps them over [B, F, T]. The normalised domain matters: a
 fill value of 0 there is each bin's mean, whereas the seed's raw-domain 0 is a meaningful (and
-for log magnitudes, arbitrary) level (README, "The seed's bugs, fixed", item 8).
+for log magnitudes, arbitrary) level (docs/seed-bugs.md, item 8).
 
 Each augmentation is skipped at trace time when its probability or strength is 0, so a
 disabled one costs nothing and is exactly the identity.

@@ -12,7 +12,7 @@ formulae and a pairwise algorithm for computing sample variances"), in float64:
 so memory is O(chunk) whatever the dataset size, and the result equals the stacked computation
 to float64 rounding (tests/test_data_moments.py).
 
-The std is floored (README, "The seed's bugs, fixed", item 7): a (nearly) constant frequency bin has std ~ 1e-15, and
+The std is floored (docs/seed-bugs.md, item 7): a (nearly) constant frequency bin has std ~ 1e-15, and
 the seed's `(x - mean) / (std + 1e-8)` turns rounding noise there into values of ~1e7..1e15.
 The floor is relative to the median bin std, so it means the same in log and linear units.
 """

@@ -1,7 +1,7 @@
 """Device-resident dataset and the real-batch sampler used inside the jitted training step.
 
-The whole normalised dataset is one device array (sharded over the devices' `data` axis; README,
-"Multi-device and multi-host"): batches are drawn with
+The whole normalised dataset is one device array (sharded over the devices' `data` axis;
+docs/multi-device.md): batches are drawn with
 jax.random inside jit and augmented there, so no step copies data host -> device.
 
 Sampling is with replacement (independent uniform indices per critic update): it needs no
@@ -135,7 +135,7 @@ def make_sampler(augment_cfg: AugmentConfig, with_labels: bool = False,
     [n_critic, B, F, T, 1] float32 in normalised units (and labels [n_critic, B] int32 when
     with_labels). n_critic and batch_size must be static under jit. Each of the n_critic
     batches is a fresh draw (the original draws a new real batch per critic update;
-    README, "The seed's bugs, fixed", item 4), each example augmented independently.
+    docs/seed-bugs.md, item 4), each example augmented independently.
     class_balanced: each example's class drawn uniformly from n_classes first (rare classes as
     often as common ones; conditional training with loss.fake_classes 'uniform')."""
 

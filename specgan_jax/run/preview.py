@@ -1,7 +1,7 @@
 """Preview grids: PNG pictures of spectrograms in the data's own units.
 
 Frequency runs up the vertical axis with the lowest bin at the bottom (imshow origin='lower';
-CSV row 0 = lowest frequency, README "Your data"), time runs left to right, a perceptual colormap
+CSV row 0 = lowest frequency, docs/data.md), time runs left to right, a perceptual colormap
 (magma) and one shared colour scale with a colorbar in the input's units, so grids from
 different steps and the grid of real examples can be compared by eye.
 

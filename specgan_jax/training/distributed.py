@@ -1,6 +1,6 @@
 """Multi-host wiring: jax.distributed.initialize() from DistributedConfig and the environment.
 
-JAX is the distributed engine (README, "Multi-device and multi-host"): after `initialize`, `jax.devices()` lists the
+JAX is the distributed engine (docs/multi-device.md): after `initialize`, `jax.devices()` lists the
 devices of every process, the training mesh spans them all, and the jitted step's all-reduces
 cross hosts (NCCL on GPU; on CPU the gloo TCP collectives, JAX's default
 `jax_cpu_collectives_implementation`). Every process runs the same program on the same
