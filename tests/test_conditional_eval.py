@@ -34,7 +34,7 @@ from tests import helpers
 
 FD_SELF_ZERO = 1e-9  # FD(a, a) relative to tr(cov a): 2 tr(S) - 2 tr((S S)^1/2) cancels exactly
 # generate.py's CSVs hold 7 significant digits; features of re-read samples move by about
-# that, amplified by the conv net's ~1e2 gain (as in tests/test_evaluate.py).
+# that, amplified by the conv net's ~1e2 gain (as in tests/test_eval_cli.py).
 CSV_ROUNDING_EFFECT = 1e-4
 # the same set of samples in another order: float32 feature sums differ in their last bits,
 # amplified by the covariance square root

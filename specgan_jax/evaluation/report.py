@@ -23,8 +23,8 @@ from specgan_jax.config import EvalConfig
 from specgan_jax.data.normalize import denormalize
 from specgan_jax.engine.sampling import latents
 from specgan_jax.errors import EvaluateError
-from specgan_jax.evaluation.evaluator import (COMPARISONS, MEMORIZATION_QUANTILE, Evaluation,
-                                              Evaluator)
+from specgan_jax.config.metrics import MEMORIZATION_QUANTILE, SPECS
+from specgan_jax.evaluation.evaluator import Evaluation, Evaluator
 from specgan_jax.evaluation.per_class import size_note
 from specgan_jax.evaluation.splits import (RealSplits, fakes_from_folder, real_from_demo,
                                            real_from_folder)
@@ -242,7 +242,7 @@ def evaluate_run(run_dir: str, real: str, cfg: EvalConfig, *, out: Optional[str]
     ev = evaluator.evaluate(gen, labels)
     meta = evaluator.meta() | {
         "n_generated": int(len(gen)), "generated_source": gen_source, "step": gen_step,
-        "run_dir": os.path.abspath(run_dir), "comparisons": {k: COMPARISONS[k] for k in ev.metrics},
+        "run_dir": os.path.abspath(run_dir), "comparisons": {k: SPECS[k].text for k in ev.metrics},
         "eval_config": dataclasses.asdict(cfg),
         "time_s": round(time.monotonic() - t0, 1)}
     if len(gen) != len(splits.held):
