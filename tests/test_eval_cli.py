@@ -54,7 +54,7 @@ def test_evaluate_script_smoke(env, eval_run, tmp_path):
     assert "real baseline" in proc.stdout and "feature space: classifier" in proc.stdout
     result = json.loads((out / "eval.json").read_text())
     keys = {"fd", "kid", "ndb", "mean_rms", "std_rms", "nn_train", "memorization", "nn_self",
-            "inception_score", "class_tv"}
+            "hf_excess", "inception_score", "class_tv"}
     assert set(eval_values(result)) == keys
     for k in keys:
         assert {"generated", "real_baseline"} <= set(result[k])
@@ -91,7 +91,8 @@ def test_evaluate_deterministic_and_fakes_folder(env, eval_run, tmp_path):
     assert eval_cli.main(args + ["--out", str(tmp_path / "f"), "--fakes", str(fakes)]) == 0
     f = json.loads((tmp_path / "f" / "eval.json").read_text())
     assert f["meta"]["step"] is None and f["meta"]["generated_source"] == str(fakes)
-    for k in ("fd", "kid", "mean_rms", "std_rms", "nn_train", "nn_self", "inception_score"):
+    for k in ("fd", "kid", "mean_rms", "std_rms", "nn_train", "nn_self", "hf_excess",
+              "inception_score"):
         assert f[k]["generated"] == pytest.approx(a[k]["generated"], rel=CSV_ROUNDING_EFFECT,
                                                   abs=CSV_ROUNDING_EFFECT), k
         assert f[k]["real_baseline"] == a[k]["real_baseline"], k

@@ -164,6 +164,25 @@ def test_memorization_flags_copies_not_smooth_samples(evaluator):
     assert c["memorization"]["generated_median_ratio"] < 0.2
 
 
+def test_hf_excess_sees_a_checkerboard(evaluator):
+    """hf_excess: the reference split itself scores exactly 0, the held-out split its real
+    baseline; the held-out split plus a (-1)^(i+j) checkerboard clearly more than the baseline,
+    blurred (3 x 3 box) clearly less. (These 'reals' are white noise, 3/4 of whose power is in
+    the band already, so the checkerboard's amplitude is a third of their range. Measured:
+    baseline +0.003, checkerboard +0.16 (peak +5.9), blurred -1.6.)"""
+    real = evaluator.real
+    assert evaluator.evaluate(real.ref).metrics["hf_excess"]["generated"] == 0.0
+    same = evaluator.evaluate(real.held).metrics["hf_excess"]
+    assert same["generated"] == same["real_baseline"] and abs(same["real_baseline"]) < 0.01
+    i, j = np.meshgrid(np.arange(128), np.arange(128), indexing="ij")
+    cb = evaluator.evaluate(real.held + 0.3 * (-1.0) ** (i + j)).metrics["hf_excess"]
+    assert cb["generated"] > 0.1 and cb["peak_generated"] > 1.0
+    blurred = real.held
+    for axis in (1, 2):
+        blurred = sum(np.roll(blurred, d, axis=axis) for d in (-1, 0, 1)) / 3
+    assert evaluator.evaluate(blurred).metrics["hf_excess"]["generated"] < -0.5
+
+
 def test_split_is_stratified_seeded_and_capped():
     labels = np.array([0] * 7 + [1] * 4 + [2] * 1)
     ref, held = S.split_indices(labels, seed=3, max_per_split=100)

@@ -1,12 +1,13 @@
 """The numpy metrics (specgan_jax.evaluation.metrics) on constructed cases with known answers:
 Fréchet distance, KID, k-means and NDB, nearest neighbours, per-frequency curves and the
-Inception-style score."""
+Inception-style score; the high-frequency (checkerboard) power fractions."""
 
 import math
 
 import numpy as np
 import pytest
 
+from specgan_jax.evaluation import artifacts as A
 from specgan_jax.evaluation import metrics as M
 
 # Named tolerances (all relative unless stated), and why.
@@ -203,3 +204,61 @@ def test_inception_score_and_class_histograms():
     assert M.inception_score(np.eye(4)[np.zeros(40, int)]) == pytest.approx(1.0)  # collapsed
     np.testing.assert_allclose(M.class_histogram(np.array([0, 0, 2, 1]), 3), [0.5, 0.25, 0.25])
     assert M.total_variation([1, 0], [0.5, 0.5]) == pytest.approx(0.5)
+
+
+# ----------------------------------------------------------------------------------------------
+# High-frequency artefacts (specgan_jax.evaluation.artifacts)
+
+
+def smooth_set(n, seed):
+    """Spectrogram-like smooth images: a frequency ramp plus noise box-blurred over 5 x 5 bins
+    (little power at periods <= 4 bins)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (n, 64, 64))
+    for axis in (1, 2):
+        x = sum(np.roll(x, d, axis=axis) for d in range(-2, 3)) / 5
+    return x + np.linspace(-0.5, 0.5, 64)[None, :, None]
+
+
+def checkerboard(n_f, n_t):
+    i, j = np.meshgrid(np.arange(n_f), np.arange(n_t), indexing="ij")
+    return (-1.0) ** (i + j)
+
+
+def test_spectral_fractions_of_pure_patterns():
+    """A checkerboard or a stripe pattern has all its power at the period-2 frequencies
+    (band and peak fractions 1, up to float64 rounding of the FFT); a constant image has no
+    power (0); white noise has about 3/4 of its power in the band (its area: 1 - (1/2)²)."""
+    cb = checkerboard(32, 48)
+    stripes_t = np.broadcast_to((-1.0) ** np.arange(48), (32, 48))
+    stripes_f = np.broadcast_to(((-1.0) ** np.arange(32))[:, None], (32, 48))
+    band, peak = A.spectral_fractions(np.stack([cb, stripes_t, stripes_f, np.ones((32, 48))]))
+    np.testing.assert_allclose(band, [1, 1, 1, 0], atol=1e-12)
+    np.testing.assert_allclose(peak, [1, 1, 1, 0], atol=1e-12)
+    noise = np.random.default_rng(0).normal(size=(20, 64, 64))
+    assert A.spectral_fractions(noise)[0].mean() == pytest.approx(0.75, abs=0.02)
+    with pytest.raises(ValueError, match="F, T >= 4"):
+        A.spectral_fractions(np.zeros((2, 64)))
+
+
+def test_high_frequency_excess_on_smooth_data():
+    """Against smooth 'real' data: the same set scores exactly 0; plus a faint checkerboard
+    (amplitude 0.05, a seventh of the data's std) clearly > 0, most of all at the checkerboard
+    frequency; blurred once more (3 x 3 box), < 0. Measured: band +0.30, peak +2.5, blurred
+    -2.8, where another draw of the same distribution scores -0.17..-0.01 (band); the bounds
+    keep a wide margin from both."""
+    real = smooth_set(16, 1)
+    ref_band, ref_peak = (v.mean() for v in A.spectral_fractions(real))
+
+    def excess(x):
+        band, peak = A.spectral_fractions(x)
+        return A.log_ratio(band.mean(), ref_band), A.log_ratio(peak.mean(), ref_peak)
+
+    assert excess(real) == (0.0, 0.0)
+    band, peak = excess(real + 0.05 * checkerboard(64, 64))
+    assert band > 0.15 and peak > 1.5
+    blurred = real
+    for axis in (1, 2):
+        blurred = sum(np.roll(blurred, d, axis=axis) for d in (-1, 0, 1)) / 3
+    assert excess(blurred)[0] < -1.0
+    assert A.log_ratio(0.0, 0.5) == pytest.approx(np.log(A.FLOOR / 0.5))  # floored, finite

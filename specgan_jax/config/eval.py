@@ -42,13 +42,30 @@ class EvalConfig:
     # tens of thousands of samples; the z-test needs several samples per bin).
     ndb_k: int = 0
     ndb_alpha: float = 0.05  # NDB: significance level of each bin's two-proportion z-test
+    # Train-on-synthetic, test-on-real (labelled generated samples: a conditional run, or
+    # --fakes in class folders): the feature classifier's network trained on the generated
+    # samples (tstr), on the real reference split (trtr, tstr's baseline) and on both
+    # (aug_gain), each tested on the held-out reals, once per seed eval.seed + 0..tstr_seeds-1;
+    # reported as mean and std over those seeds. 0: not computed.
+    tstr_seeds: int = 3
+    # Adam updates of each of those classifiers (batch eval.classifier_batch_size, learning rate
+    # eval.classifier_lr). The cost: tstr_seeds trainings on the reals (once per evaluator:
+    # during training, once per run) and 2 x tstr_seeds per generated set, of this many steps.
+    tstr_steps: int = 100
+    # Generated samples per class they train on: the first tstr_n of each class (0: all of the
+    # evaluation's, eval.n per class).
+    tstr_n: int = 0
 
     def __post_init__(self):
         check_literals(self, "eval")
-        for name in ("n", "ndb_k", "kid_subset_size"):
+        for name in ("n", "ndb_k", "kid_subset_size", "tstr_n"):
             if getattr(self, name) < 0:
                 raise ValueError(f"eval.{name} must be >= 0 (0 = auto)")
-        for name in ("max_real", "classifier_steps", "classifier_batch_size", "kid_subsets"):
+        if self.tstr_seeds < 0:
+            raise ValueError(f"eval.tstr_seeds must be >= 0 (0: no tstr / aug_gain); got "
+                             f"{self.tstr_seeds}")
+        for name in ("max_real", "classifier_steps", "classifier_batch_size", "kid_subsets",
+                     "tstr_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"eval.{name} must be >= 1; got {getattr(self, name)}")
         if self.max_real < 4:

@@ -32,6 +32,8 @@ class MetricSpec:
     # samples' intended classes (a class-conditional model, or --fakes in class folders).
     needs: Literal["", "classifier", "labels"] = ""
     selectable: bool = True  # may pick the best checkpoint (train.eval_metric)
+    # Trains classifiers: the periodic evaluation computes it only when it is train.eval_metric.
+    slow: bool = False
 
 
 METRICS = (
@@ -58,6 +60,11 @@ METRICS = (
     MetricSpec("nn_self", None, "median distance to the nearest other spectrogram of the same "
                                  "set (diversity, |D|self): generated; baseline: held-out",
                selectable=False),
+    # 0: like real; < 0 is smoother than real, so neither direction is better.
+    MetricSpec("hf_excess", None, "ln of the mean fraction of 2-D spectral power at periods <= "
+                                  "4 bins (checkerboard / stripe artefacts): generated vs "
+                                  "reference; baseline: held-out vs reference (0: like real)",
+               selectable=False),
     MetricSpec("inception_score", False, "exp(E KL(p(y|x) || p(y))) of the classifier: "
                                          "generated; baseline: held-out", needs="classifier"),
     MetricSpec("class_tv", True, "total variation between predicted class proportions and the "
@@ -74,6 +81,14 @@ METRICS = (
     MetricSpec("class_accuracy", False, "mean over classes of the fraction of generated "
                                         "samples of class k that the classifier assigns to k; "
                                         "baseline: the same for held-out reals", needs="labels"),
+    MetricSpec("tstr", False, "train-on-synthetic, test-on-real: held-out accuracy of a "
+                              "classifier trained on the generated samples (mean over seeds); "
+                              "baseline: trained on the reference reals (trtr)", needs="labels",
+               slow=True),
+    MetricSpec("aug_gain", False, "held-out accuracy of a classifier trained on the reference "
+                                  "reals + the generated samples minus that of one trained on "
+                                  "the reals alone (mean over seeds); baseline: 0 (adding "
+                                  "nothing)", needs="labels", slow=True),
 )
 SPECS = {m.name: m for m in METRICS}
 # The metrics that can pick the best checkpoint (train.eval_metric's choices).

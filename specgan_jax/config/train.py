@@ -46,10 +46,11 @@ class TrainConfig:
     # checkpoints_best_<metric>/. Uses its own random numbers: training is unchanged. Run control.
     eval_every: int = 0
     # The metric that picks the best checkpoint: lower is better, except inception_score (higher;
-    # needs data with classes) and class_accuracy (higher). intra_fd, intra_kid (each class's
-    # samples against that class's reals, averaged) and class_accuracy (the feature
-    # classifier's accuracy on samples of each class) need a conditional model. The choices:
-    # specgan_jax.config.metrics. Run control.
+    # needs data with classes), class_accuracy, tstr and aug_gain (higher). intra_fd, intra_kid
+    # (each class's samples against that class's reals, averaged), class_accuracy (the feature
+    # classifier's accuracy on samples of each class), tstr and aug_gain (held-out accuracy of
+    # a classifier trained on the samples, or on reals plus them) need a conditional model.
+    # The choices: specgan_jax.config.metrics. Run control.
     eval_metric: Literal[EVAL_METRICS] = "fd"
     # Generated samples per evaluation (per class for a conditional model); 0 = the held-out
     # split's size (of that class). Run control.

@@ -37,10 +37,15 @@ baseline of the same kind, so a number has a scale:
   class_tv         total variation between predicted  the classifier's predictions on
                    classes and the held-out labels    the held-out split
                    (classifier mode only)
+  hf_excess        ln of the high-frequency power      held-out vs reference
+                   fraction, generated vs reference
+                   (checkerboard / stripe artefacts:
+                   specgan_jax.evaluation.artifacts)
 
 With the generated samples' intended classes (a class-conditional generator), also intra_fd,
 intra_kid and class_accuracy: each class against the real examples of that class
-(specgan_jax.evaluation.per_class).
+(specgan_jax.evaluation.per_class); and tstr and aug_gain: a classifier trained on the
+generated samples, or on reals plus them, tested on held-out reals (specgan_jax.evaluation.tstr).
 
 Feature space (fd, kid, inception_score): specgan_jax.features -- a classifier trained on the
 reference split when the real data has classes, else fixed random convolutional features;
@@ -75,7 +80,7 @@ from specgan_jax.config.metrics import MEMORIZATION_QUANTILE, METRICS
 from specgan_jax.errors import EvaluateError
 from specgan_jax.evaluation import features
 from specgan_jax.evaluation import metrics as M
-from specgan_jax.evaluation import per_class, pooled
+from specgan_jax.evaluation import artifacts, per_class, pooled, tstr
 from specgan_jax.evaluation.splits import RealSplits
 
 NDB_SAMPLES_PER_BIN = 10  # automatic NDB k: one bin per this many reference samples...
@@ -85,7 +90,7 @@ NDB_K_RANGE = (2, 100)  # ...within this range (the paper: k = 100 for ~20k samp
 WEAK_CLASSIFIER_FRACTION = 0.5
 # Metric name -> its computation (compute(evaluator, Generated) -> eval.json entry or None);
 # the same names as specgan_jax.config.metrics.METRICS.
-COMPUTE = {**pooled.COMPUTE, **per_class.COMPUTE}
+COMPUTE = {**pooled.COMPUTE, **artifacts.COMPUTE, **per_class.COMPUTE, **tstr.COMPUTE}
 __all__ = ["COMPUTE", "Evaluation", "Evaluator", "Generated", "MEMORIZATION_QUANTILE",
            "make_feature_space"]
 
@@ -161,6 +166,7 @@ class Evaluator:
         self.held_self = M.nn_distances(real.held, real.held, exclude_self=True).distance
         self.held_ratio = pooled.ratio(self.held_nn, self.held_self)
         self._per_class = None  # per_class.PerClass, built by the first labelled evaluation
+        self.real_cache: dict = {}  # real-side results a metric computes once, on first use
         self.ratio_threshold = float(np.percentile(self.held_ratio, MEMORIZATION_QUANTILE))
         self.baseline = {
             "fd": M.frechet_distance(self.ref_f, self.held_f),

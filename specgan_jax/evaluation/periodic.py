@@ -8,6 +8,8 @@ A class-conditional model (model.conditional) is evaluated per class too: each c
 training data gets train.eval_n samples (0: as many as its held-out reals), latents 0..n-1 of
 train.seed with label k, and the rows gain eval/intra_fd, eval/intra_kid and
 eval/class_accuracy (specgan_jax.evaluation.per_class), any of which can be train.eval_metric.
+tstr and aug_gain (specgan_jax.evaluation.tstr) train classifiers, so they are computed only
+when one of them is train.eval_metric.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class PeriodicEval:
                                   self.cfg, source="training data",
                                   overlap="both splits are the run's training data")
         self.spec = SPECS[self.metric]
+        # Metrics that train classifiers only when they pick the best checkpoint.
+        self.names = [m.name for m in METRICS if not m.slow or m.name == self.metric]
         if self.spec.needs == "classifier" and len(splits.class_names) < 2:
             raise ConfigError(f"train.eval_metric {self.metric} needs data with more than "
                               f"one class; {CHOOSE_PLAIN}")
@@ -126,7 +130,7 @@ class PeriodicEval:
         t0 = time.monotonic()
         ev = self.evaluator.evaluate(generate_batched(
             self.gen_fn, state.g_ema, state.g_batch_stats, self.z, self.batch,
-            labels=self.labels), self.labels)
+            labels=self.labels), self.labels, names=self.names)
         score = float(ev.metrics[self.metric]["generated"])
         lower = self.spec.lower_is_better
         if self.best_score is None or (score < self.best_score if lower
