@@ -9,6 +9,7 @@ upper half of the frequency axis). A generator that gives class k the samples of
 class makes the right mixture, so the pooled metrics call it perfect; the per-class ones do not.
 """
 
+import functools
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ from specgan_jax.engine.step import create_train_state
 from specgan_jax.errors import ConfigError, EvaluateError
 from specgan_jax.evaluation import evaluator as E
 from specgan_jax.evaluation import metrics as M
+from specgan_jax.evaluation import periodic
 from specgan_jax.evaluation import splits as S
 from specgan_jax.evaluation.periodic import PeriodicEval
 from specgan_jax.evaluation.report import evaluate_run
@@ -34,7 +36,7 @@ from tests import helpers
 
 FD_SELF_ZERO = 1e-9  # FD(a, a) relative to tr(cov a): 2 tr(S) - 2 tr((S S)^1/2) cancels exactly
 # generate.py's CSVs hold 7 significant digits; features of re-read samples move by about
-# that, amplified by the conv net's ~1e2 gain (as in tests/test_evaluate.py).
+# that, amplified by the conv net's ~1e2 gain (as in tests/test_eval_cli.py).
 CSV_ROUNDING_EFFECT = 1e-4
 # the same set of samples in another order: float32 feature sums differ in their last bits,
 # amplified by the covariance square root
@@ -72,7 +74,7 @@ def evaluator(jax_cache):
 def test_unlabelled_evaluation_keeps_todays_keys(evaluator):
     m = evaluator.evaluate(evaluator.real.held).metrics
     assert set(m) == {"fd", "kid", "ndb", "mean_rms", "std_rms", "nn_train", "memorization",
-                      "nn_self", "inception_score", "class_tv"}
+                      "nn_self", "hf_excess", "inception_score", "class_tv"}
 
 
 def test_identical_per_class_sets_have_zero_intra_fd(evaluator):
@@ -142,12 +144,14 @@ def cond_env(tmp_path_factory, jax_cache):
 
 
 def test_evaluate_run_conditional_writes_per_class_metrics(cond_env):
-    cfg = EvalConfig(kid_subsets=10, classifier_steps=10)
+    cfg = EvalConfig(kid_subsets=10, classifier_steps=10, tstr_seeds=1, tstr_steps=5)
     out = cond_env / "eval_ckpt"
     result = evaluate_run(str(cond_env / "run"), str(cond_env / "real"), cfg, out=str(out),
                           log=lambda s: None)
     assert json.loads((out / "eval.json").read_text()) == json.loads(json.dumps(result))
-    assert {"intra_fd", "intra_kid", "class_accuracy"} <= set(result)
+    assert {"intra_fd", "intra_kid", "class_accuracy", "tstr", "aug_gain"} <= set(result)
+    assert result["tstr"]["n_train_generated"] == 6 and result["tstr"]["n_test"] == 6
+    assert len(result["aug_gain"]["generated_per_seed"]) == 1  # eval.tstr_seeds
     for key in ("intra_fd", "intra_kid", "class_accuracy"):
         assert set(result[key]["per_class"]) == {"cat", "dog"}  # the real data's classes
     meta = result["meta"]
@@ -170,6 +174,9 @@ def test_evaluate_run_conditional_writes_per_class_metrics(cond_env):
             assert a["generated"] == pytest.approx(b["generated"], rel=CSV_ROUNDING_EFFECT,
                                                    abs=CSV_ROUNDING_EFFECT), (key, c)
             assert a["real_baseline"] == b["real_baseline"], (key, c)
+    # class folders give the samples' classes: the classifier metrics too, the same baseline
+    assert f["tstr"]["real_baseline"] == result["tstr"]["real_baseline"]
+    assert {"tstr", "aug_gain"} <= set(f)
 
 
 def test_evaluate_run_real_classes_must_be_the_runs(cond_env):
@@ -255,6 +262,21 @@ def test_periodic_intra_fd_is_lower_better_and_sees_what_fd_cannot(periodic_env)
     # class uses latents 0..n-1), equal up to the features' float32 summation order
     assert rows[1]["eval/fd"] == pytest.approx(rows[0]["eval/fd"], rel=REORDERED)
     assert pe.best_step == 2
+    assert "eval/tstr" not in rows[0] and "eval/aug_gain" not in rows[0]  # not selected: skipped
+
+
+def test_periodic_tstr_when_selected_is_higher_better(periodic_env, monkeypatch):
+    """eval_metric tstr: the rows gain eval/tstr (and its trtr baseline), not aug_gain (the
+    other metric that trains classifiers); the classifier trained on the right classes beats
+    the one trained on swapped ones and stays the best. (Classifiers of 20 updates, 1 seed:
+    the periodic evaluation's EvalConfig is replaced by a cheaper one.)"""
+    monkeypatch.setattr(periodic, "EvalConfig",
+                        functools.partial(EvalConfig, tstr_seeds=1, tstr_steps=20))
+    pe, rows = run_periodic(periodic_env, "tstr", "tstr", [False, True])
+    assert {"eval/tstr", "eval/tstr_real_baseline", "eval/best_tstr"} <= set(rows[0])
+    assert "eval/aug_gain" not in rows[0]
+    assert rows[0]["eval/tstr"] >= 0.9 and rows[1]["eval/tstr"] <= 0.1
+    assert pe.best_step == 2 and rows[1]["eval/best_tstr"] == rows[0]["eval/tstr"]
 
 
 def test_periodic_per_class_metric_needs_a_conditional_model(periodic_env):

@@ -46,9 +46,14 @@ examples:
 Writes OUT/eval.json (one key per metric, each {"generated": ..., "real_baseline": ...}, and
 "meta") and OUT/eval_report.png. Every metric's baseline compares real with real, so a value
 has a scale: generated values near the baseline are as close as two real samples.
+hf_excess: checkerboard / stripe artefacts, the log ratio of the generated samples' fraction of
+2-D spectral power at periods <= 4 bins to the real reference's (0: like real; < 0: smoother).
 Per class (conditional runs, or --fakes in class folders): intra_fd and intra_kid (samples of
-class k against the reals of class k, averaged over classes; "per_class" holds each class)
-and class_accuracy (how often the feature classifier names the intended class).
+class k against the reals of class k, averaged over classes; "per_class" holds each class),
+class_accuracy (how often the feature classifier names the intended class), tstr (held-out
+accuracy of a classifier trained on the samples; baseline: trained on the reference reals)
+and aug_gain (accuracy gained by adding the samples to the reals), over --eval.tstr_seeds
+classifier seeds of --eval.tstr_steps updates each (--eval.tstr_seeds 0 skips them).
 """
 
 

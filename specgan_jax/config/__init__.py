@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 
 from specgan_jax.config.checks import EVAL_METRICS, LOSSES, check_choice
-from specgan_jax.config.launch import DistributedConfig, EvalConfig, LaunchConfig
+from specgan_jax.config.eval import EvalConfig
+from specgan_jax.config.launch import DistributedConfig, LaunchConfig
 from specgan_jax.config.model import LossConfig, ModelConfig, OptimConfig
 from specgan_jax.config.small_data import DiffAugConfig, EMAConfig
 from specgan_jax.config.train import AugmentConfig, DataConfig, TrainConfig

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Literal, Optional
 
-from specgan_jax.config.checks import LOSSES, check_choice
+from specgan_jax.config.checks import LOSSES, check_literals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,10 +47,7 @@ class ModelConfig:
     n_classes: int = 0
 
     def __post_init__(self):
-        check_choice("model.upsample", self.upsample, ("zeros", "nn"))
-        check_choice("model.padding", self.padding, ("same", "torch"))
-        check_choice("model.conv_impl", self.conv_impl, ("auto", "xla", "phase", "hybrid"))
-        check_choice("model.precision", self.precision, ("fp32", "bf16"))
+        check_literals(self, "model")
         if self.latent_dim < 1 or self.dim < 1:
             raise ValueError("model.latent_dim and model.dim must be positive")
         if self.kernel_len != 5 and self.conv_impl in ("phase", "hybrid"):
@@ -77,7 +74,7 @@ def needs_classes_message(n_classes: int) -> str:
 class LossConfig:
     """GAN objective and the critic schedule (train_specgan.py)."""
 
-    loss: Literal["wgan-gp", "wgan", "dcgan", "lsgan"] = "wgan-gp"  # GAN objective (default: the original's)
+    loss: Literal[LOSSES] = "wgan-gp"  # GAN objective (default: the original's)
     gp_lambda: float = 10.0  # WGAN-GP penalty weight (Gulrajani et al. 2017; LAMBDA = 10)
     clip: float = 0.01  # wgan: every D variable clipped to [-clip, clip] after each D update
     # dcgan only: two-sided label smoothing as in the seed's loop (real ~ U(0.8, 1),
@@ -112,9 +109,7 @@ class LossConfig:
         return bool(self.cond_start) or bool(self.cond_ramp)
 
     def __post_init__(self):
-        check_choice("loss.loss", self.loss, LOSSES)
-        check_choice("loss.latent_dist", self.latent_dist, ("uniform", "normal"))
-        check_choice("loss.fake_classes", self.fake_classes, ("frequency", "uniform"))
+        check_literals(self, "loss")
         if self.n_critic < 1:
             raise ValueError("loss.n_critic must be >= 1")
         if (self.cond_start or 0) < 0 or (self.cond_ramp or 0) < 0:
@@ -139,8 +134,7 @@ class OptimConfig:
     beta2: Optional[float] = None  # Adam only
 
     def __post_init__(self):
-        if self.optimizer is not None:
-            check_choice("optim.optimizer", self.optimizer, ("adam", "rmsprop"))
+        check_literals(self, "optim")
         for name in ("g_lr", "d_lr"):
             v = getattr(self, name)
             if v is not None and not v > 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Optional
 
-from specgan_jax.config.checks import check_choice
+from specgan_jax.config.checks import check_literals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +90,7 @@ class DiffAugConfig:
             raise ValueError("diffaug.time_stretch_max must be in [0, 1)")
         if not self.gain_max >= 0:
             raise ValueError("diffaug.gain_max must be >= 0")
-        check_choice("diffaug.shift_mode", self.shift_mode, ("roll", "pad"))
-        check_choice("diffaug.ada_signal", self.ada_signal, ("heldout", "midpoint"))
+        check_literals(self, "diffaug")
         if self.ada_target is not None and not 0.0 < self.ada_target < 1.0:
             raise ValueError(f"diffaug.ada_target must be in (0, 1); got {self.ada_target}")
         if not 0.0 < self.ada_heldout < 1.0:

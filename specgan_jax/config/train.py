@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Optional
 
-from specgan_jax.config.checks import EVAL_METRICS, check_choice
+from specgan_jax.config.checks import check_literals
+from specgan_jax.config.metrics import EVAL_METRICS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,11 +46,12 @@ class TrainConfig:
     # checkpoints_best_<metric>/. Uses its own random numbers: training is unchanged. Run control.
     eval_every: int = 0
     # The metric that picks the best checkpoint: lower is better, except inception_score (higher;
-    # needs data with classes) and class_accuracy (higher). intra_fd, intra_kid (each class's
-    # samples against that class's reals, averaged) and class_accuracy (the feature
-    # classifier's accuracy on samples of each class) need a conditional model. Run control.
-    eval_metric: Literal["fd", "kid", "ndb", "mean_rms", "std_rms", "inception_score",
-                         "intra_fd", "intra_kid", "class_accuracy"] = "fd"
+    # needs data with classes), class_accuracy, tstr and aug_gain (higher). intra_fd, intra_kid
+    # (each class's samples against that class's reals, averaged), class_accuracy (the feature
+    # classifier's accuracy on samples of each class), tstr and aug_gain (held-out accuracy of
+    # a classifier trained on the samples, or on reals plus them) need a conditional model.
+    # The choices: specgan_jax.config.metrics. Run control.
+    eval_metric: Literal[EVAL_METRICS] = "fd"
     # Generated samples per evaluation (per class for a conditional model); 0 = the held-out
     # split's size (of that class). Run control.
     eval_n: int = 0
@@ -71,8 +73,7 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be >= 1; got {getattr(self, name)}")
         if self.checkpoint_every_secs < 0:
             raise ValueError("train.checkpoint_every_secs must be >= 0 (0 disables it)")
-        check_choice("train.loop", self.loop, ("auto", "scan", "python"))
-        check_choice("train.eval_metric", self.eval_metric, EVAL_METRICS)
+        check_literals(self, "train")
         if self.eval_every < 0 or self.eval_n < 0 or self.stop_after_no_improvement < 0:
             raise ValueError("train.eval_every, train.eval_n and train.stop_after_no_improvement "
                              "must be >= 0 (0: off / auto)")
@@ -129,10 +130,7 @@ class DataConfig:
     storage_dtype: Literal["float32", "bfloat16"] = "float32"
 
     def __post_init__(self):
-        check_choice("data.orientation", self.orientation, ("freq_rows", "time_rows"))
-        check_choice("data.shape_policy", self.shape_policy, ("error", "crop_pad"))
-        check_choice("data.on_bad_file", self.on_bad_file, ("error", "skip"))
-        check_choice("data.storage_dtype", self.storage_dtype, ("float32", "bfloat16"))
+        check_literals(self, "data")
         if self.path is not None and self.file_list is not None:
             raise ValueError("set data.path or data.file_list, not both")
         if self.n_freq < 1 or self.n_time < 1:
@@ -175,7 +173,7 @@ class AugmentConfig:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"augment.{name} must be in [0, 1]; got {v}")
-        check_choice("augment.shift_mode", self.shift_mode, ("roll", "pad"))
+        check_literals(self, "augment")
         for name in ("shift_max", "freq_mask_max", "time_mask_max"):
             if getattr(self, name) < 0:
                 raise ValueError(f"augment.{name} must be >= 0")

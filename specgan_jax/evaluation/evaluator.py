@@ -37,10 +37,15 @@ baseline of the same kind, so a number has a scale:
   class_tv         total variation between predicted  the classifier's predictions on
                    classes and the held-out labels    the held-out split
                    (classifier mode only)
+  hf_excess        ln of the high-frequency power      held-out vs reference
+                   fraction, generated vs reference
+                   (checkerboard / stripe artefacts:
+                   specgan_jax.evaluation.artifacts)
 
 With the generated samples' intended classes (a class-conditional generator), also intra_fd,
 intra_kid and class_accuracy: each class against the real examples of that class
-(specgan_jax.evaluation.per_class).
+(specgan_jax.evaluation.per_class); and tstr and aug_gain: a classifier trained on the
+generated samples, or on reals plus them, tested on held-out reals (specgan_jax.evaluation.tstr).
 
 Feature space (fd, kid, inception_score): specgan_jax.features -- a classifier trained on the
 reference split when the real data has classes, else fixed random convolutional features;
@@ -66,41 +71,28 @@ samples go unnoticed, so the fraction is a lower bound.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
 from specgan_jax.config import EvalConfig
+from specgan_jax.config.metrics import MEMORIZATION_QUANTILE, METRICS
 from specgan_jax.errors import EvaluateError
 from specgan_jax.evaluation import features
 from specgan_jax.evaluation import metrics as M
-from specgan_jax.evaluation import per_class
+from specgan_jax.evaluation import artifacts, per_class, pooled, tstr
 from specgan_jax.evaluation.splits import RealSplits
 
 NDB_SAMPLES_PER_BIN = 10  # automatic NDB k: one bin per this many reference samples...
 NDB_K_RANGE = (2, 100)  # ...within this range (the paper: k = 100 for ~20k samples)
-# A generated sample counts as memorised when its NN distance ratio d(x, ref) / d(x, held-out)
-# is below this percentile of the held-out split's own ratios (so the baseline is ~5%).
-MEMORIZATION_QUANTILE = 5.0
 # A classifier whose held-out accuracy is below halfway from chance to perfect gives features
 # that separate little; FD/KID in its space say little. The output says so.
 WEAK_CLASSIFIER_FRACTION = 0.5
-LOWER_IS_BETTER = {"fd": True, "kid": True, "ndb": True, "mean_rms": True, "std_rms": True,
-                   "inception_score": False, **per_class.LOWER_IS_BETTER}
-
-
-# ----------------------------------------------------------------------------------------------
-# Real data: the reference / held-out split
-
-
-# ----------------------------------------------------------------------------------------------
-# The evaluator: real side computed once, then any number of generated sets
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den elementwise; den = 0 gives inf (1 where both are 0: a duplicate in both sets)."""
-    out = np.where(num == 0, 1.0, np.inf)
-    return np.divide(num, den, out=out, where=den > 0)
+# Metric name -> its computation (compute(evaluator, Generated) -> eval.json entry or None);
+# the same names as specgan_jax.config.metrics.METRICS.
+COMPUTE = {**pooled.COMPUTE, **artifacts.COMPUTE, **per_class.COMPUTE, **tstr.COMPUTE}
+__all__ = ["COMPUTE", "Evaluation", "Evaluator", "Generated", "MEMORIZATION_QUANTILE",
+           "make_feature_space"]
 
 
 def _auto_k(n_ref: int) -> int:
@@ -122,6 +114,18 @@ def make_feature_space(real: RealSplits, cfg: EvalConfig, cache_dir: Optional[st
                                       batch_size=cfg.classifier_batch_size, lr=cfg.classifier_lr)
     return features.classifier_features(real.ref, real.ref_labels, real.class_names,
                                         real.held, real.held_labels, opts, cache_dir, log)
+
+
+@dataclasses.dataclass
+class Generated:
+    """A generated set under evaluation, as the metric computations see it."""
+
+    x: np.ndarray  # [N, F, T] normalised spectrograms
+    f: np.ndarray  # [N, D] features, scaled as the real ones
+    p: Optional[np.ndarray]  # [N, C] class probabilities (classifier feature space) or None
+    labels: Optional[np.ndarray]  # [N] intended classes (indices into real.class_names) or None
+    arrays: dict = dataclasses.field(default_factory=dict)  # what the report PNG draws
+    cache: dict = dataclasses.field(default_factory=dict)  # results two metrics share
 
 
 @dataclasses.dataclass
@@ -160,8 +164,9 @@ class Evaluator:
         self.held_curves = M.frequency_curves(real.held)
         self.held_nn = M.nn_distances(real.held, real.ref).distance
         self.held_self = M.nn_distances(real.held, real.held, exclude_self=True).distance
-        self.held_ratio = _ratio(self.held_nn, self.held_self)
+        self.held_ratio = pooled.ratio(self.held_nn, self.held_self)
         self._per_class = None  # per_class.PerClass, built by the first labelled evaluation
+        self.real_cache: dict = {}  # real-side results a metric computes once, on first use
         self.ratio_threshold = float(np.percentile(self.held_ratio, MEMORIZATION_QUANTILE))
         self.baseline = {
             "fd": M.frechet_distance(self.ref_f, self.held_f),
@@ -192,10 +197,12 @@ class Evaluator:
             " (per-frequency statistics; normalised data mapped back with the run's moments)"
 
     # -- the comparison ------------------------------------------------------------------------
-    def evaluate(self, gen: np.ndarray, labels: Optional[np.ndarray] = None) -> Evaluation:
-        """gen [N, F, T] normalised generated spectrograms -> Evaluation. labels [N]: the
-        classes the samples were generated for (indices into real.class_names): adds the
-        per-class metrics."""
+    def evaluate(self, gen: np.ndarray, labels: Optional[np.ndarray] = None,
+                 names: Optional[Iterable[str]] = None) -> Evaluation:
+        """gen [N, F, T] normalised generated spectrograms -> Evaluation, one entry per metric
+        of specgan_jax.config.metrics that applies. labels [N]: the classes the samples were
+        generated for (indices into real.class_names): adds the per-class metrics. names:
+        only these metrics (default: all)."""
         gen = np.asarray(gen, np.float32)
         if gen.ndim != 3 or gen.shape[1:] != self.real.held.shape[1:]:
             raise EvaluateError(f"generated spectrograms have shape {gen.shape[1:]}; the real "
@@ -204,89 +211,17 @@ class Evaluator:
             raise EvaluateError("evaluation needs at least 2 generated spectrograms")
         if labels is not None:
             labels = per_class.check_labels(labels, len(gen), len(self.real.class_names))
-        cfg, real = self.cfg, self.real
-        gen_f, gen_p = self._features(gen)
+        names = None if names is None else set(names)
+        g = Generated(gen, *self._features(gen), labels)
         out: dict = {}
-        out["fd"] = {"generated": M.frechet_distance(gen_f, self.held_f),
-                     "real_baseline": self.baseline["fd"]}
-        kg, kb = self._kid(gen_f, self.held_f), self.baseline["kid"]
-        out["kid"] = {"generated": kg.mean, "real_baseline": kb.mean,
-                      "generated_std": kg.std, "real_baseline_std": kb.std,
-                      "subset_size": kg.subset_size, "n_subsets": kg.n_subsets}
-        nd = M.ndb_from_bins(self.clusters.labels, M.assign(gen, self.clusters.centroids),
-                             self.k, cfg.ndb_alpha)
-        nb = self.baseline["ndb"]
-        out["ndb"] = {"generated": nd.count, "real_baseline": nb.count, "k": self.k,
-                      "generated_fraction": nd.fraction, "real_baseline_fraction": nb.fraction,
-                      "alpha": cfg.ndb_alpha}
-
-        # Per-frequency curves, in the data's units.
-        g_mean, g_std = self.to_units(*M.frequency_curves(gen))
-        r_mean, r_std = self.to_units(*self.ref_curves)
-        h_mean, h_std = self.to_units(*self.held_curves)
-        units = self.units()
-        out["mean_rms"] = {"generated": M.rms(g_mean - h_mean),
-                           "real_baseline": M.rms(r_mean - h_mean), "units": units,
-                           "error_curve_generated": (g_mean - h_mean).tolist(),
-                           "error_curve_real_baseline": (r_mean - h_mean).tolist()}
-        out["std_rms"] = {"generated": M.rms(g_std - h_std),
-                          "real_baseline": M.rms(r_std - h_std), "units": units,
-                          "error_curve_generated": (g_std - h_std).tolist(),
-                          "error_curve_real_baseline": (r_std - h_std).tolist()}
-
-        # Memorisation and diversity, in normalised pixel space.
-        g_nn = M.nn_distances(gen, real.ref).distance
-        g_ratio = _ratio(g_nn, M.nn_distances(gen, real.held).distance)
-        g_self = M.nn_distances(gen, gen, exclude_self=True).distance
-        nn_units = "RMS difference per time-frequency bin, normalised units (1 = 3 std)"
-        out["nn_train"] = {"generated": float(np.median(g_nn)),
-                           "real_baseline": float(np.median(self.held_nn)),
-                           "generated_mean": float(g_nn.mean()),
-                           "real_baseline_mean": float(self.held_nn.mean()),
-                           "generated_min": float(g_nn.min()),
-                           "real_baseline_min": float(self.held_nn.min()), "units": nn_units}
-        out["memorization"] = {
-            "generated": float((g_ratio < self.ratio_threshold).mean()),
-            "real_baseline": float((self.held_ratio < self.ratio_threshold).mean()),
-            "ratio_threshold": self.ratio_threshold,
-            "generated_median_ratio": float(np.median(g_ratio)),
-            "real_baseline_median_ratio": float(np.median(self.held_ratio)),
-            "ratio": "d(x, nearest reference) / d(x, nearest held-out); for held-out x, the "
-                     "nearest other held-out; threshold: its "
-                     f"{MEMORIZATION_QUANTILE:g}th percentile over the held-out split"}
-        out["nn_self"] = {"generated": float(np.median(g_self)),
-                          "real_baseline": float(np.median(self.held_self)), "units": nn_units}
-
-        arrays = {"gen_mean": g_mean, "gen_std": g_std, "ref_mean": r_mean, "ref_std": r_std,
-                  "held_mean": h_mean, "held_std": h_std, "gen_nn": g_nn,
-                  "held_nn": self.held_nn, "gen_self": g_self, "held_self": self.held_self,
-                  "gen_ratio": g_ratio, "held_ratio": self.held_ratio,
-                  "ndb_ref": nd.train_proportions, "ndb_gen": nd.test_proportions,
-                  "ndb_held": nb.test_proportions, "ndb_different": nd.different}
-        if gen_p is not None:
-            c = len(real.class_names)
-            names = real.class_names
-            true_h = M.class_histogram(real.held_labels, c)
-            pred_g = M.class_histogram(gen_p.argmax(1), c)
-            pred_h = M.class_histogram(self.held_p.argmax(1), c)
-            out["inception_score"] = {"generated": M.inception_score(gen_p),
-                                      "real_baseline": M.inception_score(self.held_p),
-                                      "real_reference": M.inception_score(self.ref_p),
-                                      "max": c}
-            out["class_tv"] = {
-                "generated": M.total_variation(pred_g, true_h),
-                "real_baseline": M.total_variation(pred_h, true_h),
-                "generated_histogram": dict(zip(names, pred_g.tolist())),
-                "real_baseline_histogram": dict(zip(names, pred_h.tolist())),
-                "real_labels_histogram": dict(zip(names, true_h.tolist()))}
-            arrays.update(class_names=names, pred_gen=pred_g, pred_held=pred_h, true_held=true_h)
-        if labels is not None:
-            if self._per_class is None:
-                self._per_class = per_class.PerClass(self)
-            more, more_arrays = self._per_class.evaluate(gen_f, gen_p, labels)
-            out.update(more)
-            arrays.update(more_arrays)
-        return Evaluation(metrics=out, arrays=arrays)
+        for spec in METRICS:
+            if (names is not None and spec.name not in names) or (
+                    spec.needs == "labels" and labels is None):
+                continue
+            entry = COMPUTE[spec.name](self, g)
+            if entry is not None:
+                out[spec.name] = entry
+        return Evaluation(metrics=out, arrays=g.arrays)
 
     def meta(self) -> dict:
         """What eval.json's "meta" says about the real side and the feature space."""
@@ -310,46 +245,3 @@ class Evaluator:
                 "baselines compare its training data with unseen data; a train accuracy well "
                 "above the held-out accuracy means they are inflated")
         return meta
-
-
-COMPARISONS = {
-    "fd": "Fréchet distance of features: generated vs held-out; baseline: reference vs held-out",
-    "kid": "KID (unbiased MMD², cubic polynomial kernel, mean over subsets): generated vs "
-           "held-out; baseline: reference vs held-out",
-    "ndb": "bins (k-means of the reference split) whose proportion differs (two-proportion "
-           "z-test): generated vs reference; baseline: held-out vs reference",
-    "mean_rms": "RMS over frequency of the per-frequency mean error: generated - held-out; "
-                "baseline: reference - held-out",
-    "std_rms": "RMS over frequency of the per-frequency std error: generated - held-out; "
-               "baseline: reference - held-out",
-    "nn_train": "median distance to the nearest reference ('training') spectrogram: generated; "
-                "baseline: held-out (|D|train; smooth samples score low without copying: see "
-                "memorization)",
-    "memorization": "fraction whose NN distance ratio d(x, reference) / d(x, held-out) is below "
-                    f"the {MEMORIZATION_QUANTILE:g}th percentile of the held-out split's ratios: "
-                    "generated; baseline: held-out (about 5% by construction)",
-
-    "nn_self": "median distance to the nearest other spectrogram of the same set (diversity, "
-               "|D|self): generated; baseline: held-out",
-    "inception_score": "exp(E KL(p(y|x) || p(y))) of the classifier: generated; baseline: "
-                       "held-out",
-    "class_tv": "total variation between predicted class proportions and the held-out labels: "
-                "generated; baseline: the classifier's predictions on held-out",
-    **per_class.COMPARISONS,
-}
-
-
-# ----------------------------------------------------------------------------------------------
-# Report PNG
-
-
-# ----------------------------------------------------------------------------------------------
-# A run directory: generated samples, eval.json
-
-
-# ----------------------------------------------------------------------------------------------
-# During training
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI

@@ -28,6 +28,7 @@ training and later `scripts/evaluate.py` calls do not retrain it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -111,9 +112,29 @@ class FeatureSpace:
         return feats, p / p.sum(1, keepdims=True)
 
 
-def _jit_apply(net, params):
-    fn = jit(lambda p, x: net.apply(p, x))
+@functools.lru_cache(maxsize=None)
+def _apply_fn(n_classes: int):
+    """The jitted FeatureNet forward pass for n_classes (params an argument): one function per
+    class count, so every classifier of that many classes shares its compilations."""
+    net = _net(n_classes)
+    return jit(lambda p, x: net.apply(p, x))
+
+
+def _jit_apply(params):
+    fn = _apply_fn(net_classes(params))
     return lambda x: fn(params, x)
+
+
+def net_classes(params) -> int:
+    """The class count of FeatureNet params (0: no head, the random features)."""
+    head = params["params"].get("head")
+    return 0 if head is None else int(head["bias"].shape[0])
+
+
+def predict(params, x: np.ndarray) -> np.ndarray:
+    """Predicted classes [N] of a trained classifier for normalised x [N, F, T]."""
+    logits = map_padded(_jit_apply(params), np.asarray(x, np.float32), FEATURE_BATCH)[1]
+    return logits.argmax(1)
 
 
 def random_features(n_freq: int = 128, n_time: int = 128) -> FeatureSpace:
@@ -123,7 +144,7 @@ def random_features(n_freq: int = 128, n_time: int = 128) -> FeatureSpace:
                       np.zeros((1, n_freq, n_time), np.float32))
     return FeatureSpace(kind="random_conv", dim=WIDTHS[-1], class_names=[],
                         info={"seed": RANDOM_FEATURES_SEED, "widths": list(WIDTHS)},
-                        _apply=_jit_apply(net, params))
+                        _apply=_jit_apply(params))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,19 +164,12 @@ def _data_hash(x: np.ndarray, labels: np.ndarray, class_names, opts: ClassifierO
     return h.hexdigest()[:16]
 
 
-def train_classifier(x: np.ndarray, labels: np.ndarray, n_classes: int,
-                     opts: ClassifierOptions = ClassifierOptions()):
-    """Train the FeatureNet classifier on x [N, F, T] (normalised) / labels [N] -> params.
-
-    Softmax cross-entropy, Adam, `opts.steps` minibatches of min(batch_size, N) drawn without
-    replacement within each pass over the data, order from CLASSIFIER_INIT_SEED: deterministic.
-    """
+@functools.lru_cache(maxsize=None)
+def _train_step(n_classes: int, lr: float):
+    """(optax transform, jitted Adam step) of the classifier: one per (classes, lr), so the
+    classifiers of one evaluation (several seeds, several training sets) share compilations."""
     net = _net(n_classes)
-    x = np.asarray(x, np.float32)
-    labels = np.asarray(labels, np.int32)
-    params = net.init(jax.random.PRNGKey(CLASSIFIER_INIT_SEED), x[:1])
-    tx = optax.adam(opts.lr)
-    opt_state = tx.init(params)
+    tx = optax.adam(lr)
 
     @jit
     def step(params, opt_state, xb, yb):
@@ -167,7 +181,25 @@ def train_classifier(x: np.ndarray, labels: np.ndarray, n_classes: int,
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    rng = np.random.default_rng(CLASSIFIER_INIT_SEED)
+    return tx, step
+
+
+def train_classifier(x: np.ndarray, labels: np.ndarray, n_classes: int,
+                     opts: ClassifierOptions = ClassifierOptions(),
+                     seed: int = CLASSIFIER_INIT_SEED):
+    """Train the FeatureNet classifier on x [N, F, T] (normalised) / labels [N] -> params.
+
+    Softmax cross-entropy, Adam, `opts.steps` minibatches of min(batch_size, N) drawn without
+    replacement within each pass over the data; initialisation and order from `seed`:
+    deterministic.
+    """
+    net = _net(n_classes)
+    x = np.asarray(x, np.float32)
+    labels = np.asarray(labels, np.int32)
+    params = net.init(jax.random.PRNGKey(seed), x[:1])
+    tx, step = _train_step(n_classes, float(opts.lr))
+    opt_state = tx.init(params)
+    rng = np.random.default_rng(seed)
     bs = min(opts.batch_size, len(x))
     order, pos = rng.permutation(len(x)), 0
     for _ in range(opts.steps):
@@ -209,7 +241,7 @@ def classifier_features(ref_x: np.ndarray, ref_labels: np.ndarray, class_names: 
             f"{opts.steps} steps")
         net, params = train_classifier(ref_x, ref_labels, n_classes, opts)
     space = FeatureSpace(kind="classifier", dim=WIDTHS[-1], class_names=list(class_names),
-                         info={}, _apply=_jit_apply(net, params))
+                         info={}, _apply=_jit_apply(params))
     train_acc = float((space.features_and_probs(ref_x)[1].argmax(1) == ref_labels).mean())
     held_acc = float((space.features_and_probs(held_x)[1].argmax(1) == held_labels).mean())
     space.info = {"train_accuracy": train_acc, "heldout_accuracy": held_acc,

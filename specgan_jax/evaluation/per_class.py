@@ -30,6 +30,8 @@ from specgan_jax.errors import EvaluateError
 from specgan_jax.evaluation import metrics as M
 
 MIN_PER_SET = 2  # FD needs a covariance (2 samples), KID's unbiased MMD² 2 per set
+# The metrics that leave out a class with fewer than MIN_PER_SET examples in a set.
+MIN_PER_SET_METRICS = ("intra_fd", "intra_kid")
 
 
 def check_labels(labels, n: int, n_classes: int) -> np.ndarray:
@@ -49,7 +51,8 @@ def check_labels(labels, n: int, n_classes: int) -> np.ndarray:
 
 class PerClass:
     """The real side of the per-class comparison (features split by class, the per-class
-    real-vs-real baselines), computed once; `evaluate` compares a labelled generated set."""
+    real-vs-real baselines), computed once; `intra` and `class_accuracy` compare a labelled
+    generated set."""
 
     def __init__(self, ev):
         """ev: the Evaluator whose feature space, scaled features and splits are used."""
@@ -68,64 +71,75 @@ class PerClass:
             self.base_acc = {k: float((pred[real.held_labels == k] == k).mean())
                              for k in range(len(self.names)) if (real.held_labels == k).any()}
 
-    def evaluate(self, gen_f: np.ndarray, gen_p: Optional[np.ndarray], labels: np.ndarray
-                 ) -> tuple[dict, dict]:
-        """Scaled features (and class probabilities) of the generated set, its labels ->
-        (eval.json entries, arrays for the report)."""
-        fd, kid, left_out = {}, {}, []
-        present = [k for k in range(len(self.names)) if (labels == k).any()]
-        for k in present:
-            g = gen_f[labels == k]
-            if k not in self.base_fd or len(g) < MIN_PER_SET:
+    def intra(self, g, key: str) -> Optional[dict]:
+        """intra_fd or intra_kid of the labelled generated set g (evaluator.Generated)."""
+        per, left_out = {}, []
+        for k in [k for k in range(len(self.names)) if (g.labels == k).any()]:
+            f = g.f[g.labels == k]
+            if k not in self.base_fd or len(f) < MIN_PER_SET:
                 left_out.append(self.names[k])
                 continue
-            sizes = {"n_generated": int(len(g)), "n_real_ref": int(len(self.ref[k])),
+            sizes = {"n_generated": int(len(f)), "n_real_ref": int(len(self.ref[k])),
                      "n_real_heldout": int(len(self.held[k]))}
-            fd[k] = {"generated": M.frechet_distance(g, self.ref[k]),
-                     "real_baseline": self.base_fd[k], **sizes}
-            kg, kb = self.ev._kid(g, self.ref[k]), self.base_kid[k]
-            kid[k] = {"generated": kg.mean, "real_baseline": kb.mean,
-                      "generated_std": kg.std, "real_baseline_std": kb.std,
-                      "subset_size": kg.subset_size, **sizes}
-        out, arrays = {}, {}
-        if fd:
-            for key, per in (("intra_fd", fd), ("intra_kid", kid)):
-                out[key] = {"generated": float(np.mean([v["generated"] for v in per.values()])),
-                            "real_baseline": float(np.mean([v["real_baseline"]
-                                                            for v in per.values()])),
-                            "per_class": {self.names[k]: v for k, v in per.items()}}
-                if left_out:
-                    out[key]["classes_left_out"] = left_out
-            arrays.update(intra_names=[self.names[k] for k in fd],
-                          intra_fd_gen=np.array([v["generated"] for v in fd.values()]),
-                          intra_fd_base=np.array([v["real_baseline"] for v in fd.values()]))
-        if gen_p is not None and self.base_acc is not None:
-            pred = gen_p.argmax(1)
-            acc = {k: float((pred[labels == k] == k).mean()) for k in present}
-            base = {k: self.base_acc.get(k, float("nan")) for k in present}
-            out["class_accuracy"] = {
-                "generated": float(np.mean(list(acc.values()))),
+            if key == "intra_fd":
+                per[k] = {"generated": M.frechet_distance(f, self.ref[k]),
+                          "real_baseline": self.base_fd[k], **sizes}
+            else:
+                kg, kb = self.ev._kid(f, self.ref[k]), self.base_kid[k]
+                per[k] = {"generated": kg.mean, "real_baseline": kb.mean,
+                          "generated_std": kg.std, "real_baseline_std": kb.std,
+                          "subset_size": kg.subset_size, **sizes}
+        if not per:
+            return None
+        out = {"generated": float(np.mean([v["generated"] for v in per.values()])),
+               "real_baseline": float(np.mean([v["real_baseline"] for v in per.values()])),
+               "per_class": {self.names[k]: v for k, v in per.items()}}
+        if left_out:
+            out["classes_left_out"] = left_out
+        if key == "intra_fd":
+            g.arrays.update(intra_names=[self.names[k] for k in per],
+                            intra_fd_gen=np.array([v["generated"] for v in per.values()]),
+                            intra_fd_base=np.array([v["real_baseline"] for v in per.values()]))
+        return out
+
+    def class_accuracy(self, g) -> Optional[dict]:
+        if g.p is None or self.base_acc is None:
+            return None
+        present = [k for k in range(len(self.names)) if (g.labels == k).any()]
+        pred = g.p.argmax(1)
+        acc = {k: float((pred[g.labels == k] == k).mean()) for k in present}
+        base = {k: self.base_acc.get(k, float("nan")) for k in present}
+        g.arrays.update(acc_names=[self.names[k] for k in present],
+                        acc_gen=np.array([acc[k] for k in present]),
+                        acc_base=np.array([base[k] for k in present]))
+        return {"generated": float(np.mean(list(acc.values()))),
                 "real_baseline": float(np.nanmean(list(base.values()))),
                 "chance": 1.0 / len(self.names),
                 "per_class": {self.names[k]: {"generated": acc[k], "real_baseline": base[k],
-                                              "n_generated": int((labels == k).sum())}
+                                              "n_generated": int((g.labels == k).sum())}
                               for k in present}}
-            arrays.update(acc_names=[self.names[k] for k in present],
-                          acc_gen=np.array([acc[k] for k in present]),
-                          acc_base=np.array([base[k] for k in present]))
-        return out, arrays
 
 
-COMPARISONS = {
-    "intra_fd": "mean over classes of the Fréchet distance of features: generated samples of "
-                "class k vs reference reals of class k; baseline: held-out reals of class k vs "
-                "reference reals of class k",
-    "intra_kid": "mean over classes of KID: generated samples of class k vs reference reals "
-                 "of class k; baseline: held-out reals of class k vs reference reals of class k",
-    "class_accuracy": "mean over classes of the fraction of generated samples of class k that "
-                      "the classifier assigns to k; baseline: the same for held-out reals",
-}
-LOWER_IS_BETTER = {"intra_fd": True, "intra_kid": True, "class_accuracy": False}
+def _real_side(ev) -> PerClass:
+    if ev._per_class is None:  # built by the first labelled evaluation
+        ev._per_class = PerClass(ev)
+    return ev._per_class
+
+
+def intra_fd(ev, g):
+    return _real_side(ev).intra(g, "intra_fd")
+
+
+def intra_kid(ev, g):
+    return _real_side(ev).intra(g, "intra_kid")
+
+
+def class_accuracy(ev, g):
+    return _real_side(ev).class_accuracy(g)
+
+
+# Each takes the Evaluator and a labelled evaluator.Generated -> the eval.json entry or None.
+COMPUTE = {f.__name__: f for f in (intra_fd, intra_kid, class_accuracy)}
 
 
 def size_note(sizes: dict) -> str:

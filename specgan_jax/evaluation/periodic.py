@@ -8,6 +8,8 @@ A class-conditional model (model.conditional) is evaluated per class too: each c
 training data gets train.eval_n samples (0: as many as its held-out reals), latents 0..n-1 of
 train.seed with label k, and the rows gain eval/intra_fd, eval/intra_kid and
 eval/class_accuracy (specgan_jax.evaluation.per_class), any of which can be train.eval_metric.
+tstr and aug_gain (specgan_jax.evaluation.tstr) train classifiers, so they are computed only
+when one of them is train.eval_metric.
 """
 
 from __future__ import annotations
@@ -21,14 +23,18 @@ import numpy as np
 from specgan_jax.config import EvalConfig
 from specgan_jax.engine.sampling import generate_batched, latents
 from specgan_jax.errors import ConfigError, RunDirError
-from specgan_jax.evaluation.evaluator import LOWER_IS_BETTER, Evaluator
-from specgan_jax.evaluation.per_class import LOWER_IS_BETTER as PER_CLASS_METRICS
-from specgan_jax.evaluation.per_class import MIN_PER_SET
+from specgan_jax.config.metrics import EVAL_METRICS, METRICS, SPECS
+from specgan_jax.evaluation.evaluator import Evaluator
+from specgan_jax.evaluation.per_class import MIN_PER_SET, MIN_PER_SET_METRICS
 from specgan_jax.evaluation.splits import real_from_arrays
 from specgan_jax.run.checkpoint import Checkpointer
 from specgan_jax.run.run_dir import best_checkpoints
 
 GEN_BATCH = 64  # generator batch of the periodic evaluation (the last one padded)
+# What an unconditional model on data without classes can select.
+PLAIN_METRICS = [m for m in EVAL_METRICS if not SPECS[m].needs]
+CHOOSE_PLAIN = f"choose {', '.join(PLAIN_METRICS[:-1])} or {PLAIN_METRICS[-1]}"
+PER_CLASS_METRICS = [m.name for m in METRICS if m.needs == "labels"]
 
 
 class PeriodicEval:
@@ -54,17 +60,19 @@ class PeriodicEval:
         splits = real_from_arrays(dataset.x, dataset.labels, dataset.class_names, moments,
                                   self.cfg, source="training data",
                                   overlap="both splits are the run's training data")
-        if self.metric == "inception_score" and len(splits.class_names) < 2:
-            raise ConfigError("train.eval_metric inception_score needs data with more than "
-                              "one class; choose fd, kid, ndb, mean_rms or std_rms")
+        self.spec = SPECS[self.metric]
+        # Metrics that train classifiers only when they pick the best checkpoint.
+        self.names = [m.name for m in METRICS if not m.slow or m.name == self.metric]
+        if self.spec.needs == "classifier" and len(splits.class_names) < 2:
+            raise ConfigError(f"train.eval_metric {self.metric} needs data with more than "
+                              f"one class; {CHOOSE_PLAIN}")
         # Per class: a conditional model and data with classes (labels = the data's indices).
         self.by_class = bool(config.model.conditional) and len(splits.class_names) > 1
-        if self.metric in PER_CLASS_METRICS and not self.by_class:
+        if self.spec.needs == "labels" and not self.by_class:
             raise ConfigError(f"train.eval_metric {self.metric} is a per-class metric: it "
                               "needs a class-conditional model (--model.conditional) and data "
-                              "with more than one class; choose fd, kid, ndb, mean_rms or "
-                              "std_rms")
-        if self.metric in ("intra_fd", "intra_kid") and not any(
+                              f"with more than one class; {CHOOSE_PLAIN}")
+        if self.metric in MIN_PER_SET_METRICS and not any(
                 min((splits.ref_labels == k).sum(), (splits.held_labels == k).sum(),
                     tc.eval_n or MIN_PER_SET) >= MIN_PER_SET
                 for k in range(len(splits.class_names))):
@@ -111,7 +119,7 @@ class PeriodicEval:
         if scored:
             # The best score; among equal ones the earliest step, which is the one an
             # uninterrupted run keeps (only a strictly better score replaces the best).
-            sign = 1.0 if LOWER_IS_BETTER[self.metric] else -1.0
+            sign = 1.0 if self.spec.lower_is_better else -1.0
             self.best_score, self.best_step = min(scored, key=lambda t: (sign * t[0], t[1]))
             for _, s in scored:  # a crash between orbax's save and its cleanup left two
                 if s != self.best_step:
@@ -122,9 +130,9 @@ class PeriodicEval:
         t0 = time.monotonic()
         ev = self.evaluator.evaluate(generate_batched(
             self.gen_fn, state.g_ema, state.g_batch_stats, self.z, self.batch,
-            labels=self.labels), self.labels)
+            labels=self.labels), self.labels, names=self.names)
         score = float(ev.metrics[self.metric]["generated"])
-        lower = LOWER_IS_BETTER[self.metric]
+        lower = self.spec.lower_is_better
         if self.best_score is None or (score < self.best_score if lower
                                        else score > self.best_score):
             self.best.save(step, state, {"eval_metric": self.metric, "score": score})

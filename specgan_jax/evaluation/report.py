@@ -23,8 +23,8 @@ from specgan_jax.config import EvalConfig
 from specgan_jax.data.normalize import denormalize
 from specgan_jax.engine.sampling import latents
 from specgan_jax.errors import EvaluateError
-from specgan_jax.evaluation.evaluator import (COMPARISONS, MEMORIZATION_QUANTILE, Evaluation,
-                                              Evaluator)
+from specgan_jax.config.metrics import MEMORIZATION_QUANTILE, SPECS
+from specgan_jax.evaluation.evaluator import Evaluation, Evaluator
 from specgan_jax.evaluation.per_class import size_note
 from specgan_jax.evaluation.splits import (RealSplits, fakes_from_folder, real_from_demo,
                                            real_from_folder)
@@ -51,9 +51,9 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
     reals = denormalize(real.held[held_idx], moments)  # [n, F, T] input units
     fakes = denormalize(gen[:n], moments)
     vmin, vmax = preview.color_range(reals)
-    fig = Figure(figsize=(14, 26 if per_class else 22), dpi=80)
+    fig = Figure(figsize=(14, 29 if per_class else 25), dpi=80)
     FigureCanvasAgg(fig)
-    heights = [1.4, 1, 1, 1] + ([1] if per_class else []) + [0.8]
+    heights = [1.4, 1, 1, 1] + ([1] if per_class else []) + [1, 0.8]
     outer = fig.add_gridspec(len(heights), 2, height_ratios=heights, hspace=0.38, wspace=0.2,
                              left=0.06, right=0.965, top=0.955, bottom=0.02)
     cols = math.ceil(math.sqrt(n))
@@ -157,13 +157,12 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
 
     if per_class:
         _per_class_panels(fig, outer, a)
+    _artefact_and_classifier_panels(fig, outer, len(heights) - 2, a, ev.metrics)
     ax = fig.add_subplot(outer[len(heights) - 1, :])
     ax.axis("off")
-    lines = [f"{'metric':<16}{'generated':>12}{'real baseline':>15}"]
-    for key, v in ev.metrics.items():
-        lines.append(f"{key:<16}{_fmt(v['generated']):>12}{_fmt(v['real_baseline']):>15}")
+    lines = summary_table(ev.metrics).split("\n")
     ax.text(0.0, 1.0, "\n".join(lines), family="monospace", fontsize=9, va="top")
-    ax.text(0.36, 1.0, "\n".join(textwrap.fill(t, 95) for t in notes), fontsize=8, va="top")
+    ax.text(0.41, 1.0, "\n".join(textwrap.fill(t, 88) for t in notes), fontsize=8, va="top")
     fig.suptitle(title, fontsize=11)
     return atomic.save_figure(fig, path)
 
@@ -186,6 +185,50 @@ def _per_class_panels(fig, outer, a: dict) -> None:
         ax.set_title(what, fontsize=9)
         ax.legend(fontsize=7)
         ax.tick_params(labelsize=7)
+
+
+def _artefact_and_classifier_panels(fig, outer, row: int, a: dict, m: dict) -> None:
+    """Left: per-image high-frequency power fractions (hf_excess); right: the held-out
+    accuracy of classifiers trained on reals, on generated samples, on both (tstr, aug_gain),
+    mean over seeds with their spread."""
+    ax = fig.add_subplot(outer[row, 0])
+    if "hf_gen" in a:
+        hi = max(a["hf_gen"].max(), a["hf_held"].max(), a["hf_ref"].max(), 1e-6) * 1.05
+        bins = np.linspace(0, hi, 40)
+        ax.hist(a["hf_ref"], bins, histtype="step", color="0.6", label="real reference")
+        ax.hist(a["hf_held"], bins, alpha=0.5, color="k", label="real held-out")
+        ax.hist(a["hf_gen"], bins, alpha=0.5, color="tab:red", label="generated")
+        h = m["hf_excess"]
+        ax.set_title("fraction of 2-D spectral power at periods <= 4 bins (artefacts); "
+                     f"hf_excess {h['generated']:.3g}, real {h['real_baseline']:.3g}",
+                     fontsize=9)
+        ax.set_xlabel("fraction, per spectrogram", fontsize=8)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=7)
+    else:
+        ax.axis("off")
+    ax = fig.add_subplot(outer[row, 1])
+    runs = [(k, lab, c) for k, lab, c in (("trtr", "real reference", "k"),
+                                          ("tstr", "generated", "tab:red"),
+                                          ("aug", "real + generated", "tab:purple")) if k in a]
+    if not runs:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "tstr / aug_gain: need generated samples with their classes\n"
+                "(a class-conditional run, or --fakes in class folders)", ha="center",
+                va="center", fontsize=9)
+        return
+    for i, (key, label, color) in enumerate(runs):
+        ax.bar(i, a[key]["mean"], 0.6, yerr=a[key]["std"], color=color, capsize=4)
+        ax.plot(np.full(len(a[key]["per_seed"]), i), a[key]["per_seed"], "o", color="0.3",
+                ms=3)
+    chance = (m.get("tstr") or m["aug_gain"])["chance"]
+    ax.axhline(chance, color="tab:blue", lw=1, ls="--", label=f"chance ({chance:.2f})")
+    ax.set_xticks(range(len(runs)), [f"trained on\n{lab}" for _, lab, _ in runs], fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.set_title("classifier accuracy on held-out reals (mean ± std over seeds, dots: seeds)",
+                 fontsize=9)
+    ax.legend(fontsize=7)
+    ax.tick_params(labelsize=7)
 
 
 def _fmt(v) -> str:
@@ -242,7 +285,7 @@ def evaluate_run(run_dir: str, real: str, cfg: EvalConfig, *, out: Optional[str]
     ev = evaluator.evaluate(gen, labels)
     meta = evaluator.meta() | {
         "n_generated": int(len(gen)), "generated_source": gen_source, "step": gen_step,
-        "run_dir": os.path.abspath(run_dir), "comparisons": {k: COMPARISONS[k] for k in ev.metrics},
+        "run_dir": os.path.abspath(run_dir), "comparisons": {k: SPECS[k].text for k in ev.metrics},
         "eval_config": dataclasses.asdict(cfg),
         "time_s": round(time.monotonic() - t0, 1)}
     if len(gen) != len(splits.held):
@@ -298,9 +341,18 @@ def _generate_by_class(run: LoadedRun, splits: RealSplits, cfg: EvalConfig):
     return run.generate_normalized(z, labels=ids[real_labels]), real_labels
 
 
+def _cell(v: dict, which: str) -> str:
+    """A value, with '± std' where the metric has a spread (over KID subsets, classifier
+    seeds)."""
+    std = v.get(f"{which}_std")
+    return _fmt(v[which]) + ("" if std is None else f" ± {std:.2g}")
+
+
 def summary_table(result: dict) -> str:
-    lines = [f"{'metric':<16}{'generated':>14}{'real baseline':>16}"]
+    """The metric table (eval.json without "meta"): generated and real baseline per metric."""
+    lines = [f"{'metric':<16}{'generated':>20}{'real baseline':>22}"]
     for key, v in result.items():
         if key != "meta":
-            lines.append(f"{key:<16}{_fmt(v['generated']):>14}{_fmt(v['real_baseline']):>16}")
+            lines.append(f"{key:<16}{_cell(v, 'generated'):>20}"
+                         f"{_cell(v, 'real_baseline'):>22}")
     return "\n".join(lines)
