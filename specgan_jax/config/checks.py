@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-LOSSES = ("wgan-gp", "wgan", "dcgan", "lsgan")
+LOSSES = ("wgan-gp", "wgan", "dcgan", "lsgan", "ns-r1", "hinge")
 # Metrics that can pick the best checkpoint (lower is better except inception_score and
 # class_accuracy; the last three are per class, for conditional models).
 EVAL_METRICS = ("fd", "kid", "ndb", "mean_rms", "std_rms", "inception_score", "intra_fd",
