@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from parity_tests.helpers import (TOL, PreActivations, assert_kink_margin, jax_vars,
-                                  move_off_kinks, nchw, rel_err, torch_models, tree_rel_err)
+from parity_tests.helpers import (KINK_MARGIN, TOL, PreActivations, assert_kink_margin,
+                                  jax_vars, move_off_kinks, nchw, nhwc, rel_err, torch_models,
+                                  tree_rel_err)
 from specgan_jax.engine import convert, losses
 from specgan_jax.config import LossConfig, ModelConfig
 from specgan_jax.engine.models import Discriminator, Generator
@@ -39,10 +40,11 @@ def torch_grads(cfg, module, which):
     return convert.from_torch(cfg, sd, which)["params"]
 
 
-def compare_grads(grads, ref_grads, bn: bool):
+def compare_grads(grads, ref_grads, bn: bool, tol: float = TOL["grad"], noise: float = 1e-5):
     """Per-leaf relative error, except the conv biases that feed a batch norm: BN subtracts the
     per-channel mean, so their gradient is analytically 0 and both sides hold only rounding
-    noise (a relative error of noise is meaningless). Those must be ~0 on both sides instead."""
+    noise (a relative error of noise is meaningless). Those must be ~0 on both sides instead
+    (<= noise x the largest gradient: 1e-5 in float32, 1e-12 in float64 as test_conditional)."""
     flat = lambda t: {jax.tree_util.keystr(p): np.asarray(v)  # noqa: E731
                       for p, v in jax.tree_util.tree_flatten_with_path(t)[0]}
     a, b = flat(grads), flat(ref_grads)
@@ -52,11 +54,11 @@ def compare_grads(grads, ref_grads, bn: bool):
                                      "upconv_3", "downconv_1", "downconv_2", "downconv_3",
                                      "downconv_4"))}
     for k in zero:
-        assert max(np.abs(a[k]).max(), np.abs(b[k]).max()) <= 1e-5 * scale, k
+        assert max(np.abs(a[k]).max(), np.abs(b[k]).max()) <= noise * scale, k
     rest = {k: a[k] for k in a if k not in zero}
     err, where = tree_rel_err(rest, {k: b[k] for k in rest})
-    print(f"gradient rel err {err:.2e} (TOL {TOL['grad']:.0e}) at {where}")
-    assert err <= TOL["grad"], where
+    print(f"gradient rel err {err:.2e} (TOL {tol:.0e}) at {where}")
+    assert err <= tol, where
     return err
 
 
@@ -214,3 +216,192 @@ def test_g_loss_and_gradients(loss, bn):
     assert rel_err(val, G_loss.item()) <= TOL["loss"]
     compare_grads(grads, ref_grads, bn)
     assert float(jnp.abs(grads["upconv_0"]["conv"]["kernel"]).max()) > 0
+
+
+# --- ns-r1 and hinge ---------------------------------------------------------------------------
+# The critic losses in float32 (TOL loss/grad) and float64 (TOL fp64), with and without batch
+# norm, and with a class-conditional (projection) critic in float64 as test_conditional checks
+# WGAN-GP's. Test points: the ones of test_d_loss_and_gradients (inputs(35)) and of
+# test_conditional (D_LOSS_SEED 7, the same real/z/alpha draws), made well-posed the same way.
+
+PRECISION = {"fp32": (torch.float32, np.float32, TOL["loss"], TOL["grad"], 1e-5),
+             "fp64": (torch.float64, np.float64, TOL["fp64"], TOL["fp64"], 1e-12)}
+N_CLASSES, Y_REAL, Y_FAKE = 3, np.array([0, 2, 1, 2]), np.array([1, 0, 0, 2])
+
+
+def _call(net, x, y):
+    return net(x) if y is None else net(x, torch.from_numpy(y))
+
+
+def critic_point(bn: bool, cond: bool, hinge: bool = False):
+    """(model config, torch G, torch D, real, fake, y_real, y_fake) with no pre-activation near a
+    ReLU kink (test_d_loss_and_gradients's construction; test_conditional's for cond).
+
+    hinge: fakes tanh(3 x) of the reals reversed (as test_gradient_penalty_per_example_...)
+    instead of G(z): an untrained G's fakes score within ~1e-4 of each other, too close to put
+    the hinge's kink between them with a margin (place_hinge_kinks). Every activation is then
+    moved off its kink, the last one included: with the hinge's unequal active counts that does
+    not make the last layer's bias gradients cancel (move_off_kinks's keep_last)."""
+    mcfg = (ModelConfig(dim=4, use_batchnorm=bn, conditional=True, n_classes=N_CLASSES) if cond
+            else ModelConfig(dim=4, use_batchnorm=bn))
+    tg, td = torch_models(mcfg)
+    real, z, alpha, _ = inputs(7 if cond else 35)
+    y_real, y_fake = (Y_REAL, Y_FAKE) if cond else (None, None)
+    tg.train()
+    fake_t = (nchw(np.tanh(3 * real[::-1])) if hinge
+              else _call(tg, torch.from_numpy(z), y_fake).detach())
+    real_t, alpha_t = nchw(real), torch.from_numpy(alpha)
+    interp_t = real_t + alpha_t.view(-1, 1, 1, 1) * (fake_t - real_t)
+    move_off_kinks(td, lambda d: [_call(d, x.double(), y) for x, y in
+                                  ((real_t, y_real), (fake_t, y_fake), (interp_t, y_real))],
+                   keep_last=not hinge)
+    return mcfg, tg, td, real_t, fake_t, y_real, y_fake
+
+
+def place_hinge_kinks(td, real_t, fake_t, y_real, y_fake) -> float:
+    """Maps the critic's logits affinely (its output layer, and the class projection, scaled;
+    the output bias shifted) so that the hinge's kinks fall between logits: D(real) = 1 between
+    the 3rd and 4th real logits, D(fake) = -1 between the 3rd and 4th fake ones. Both sides of
+    both kinks are then tested, and the active counts differ (3 vs 1 or 1 vs 3), so the output
+    bias's gradient is not the exact cancellation 2/B - 2/B. Returns the float64 margin of the
+    logits from the kinks relative to the magnitudes summed in 1 -+ D (1, the bias, the rest)."""
+    with torch.no_grad():
+        r, f = (np.sort(_call(copy.deepcopy(td).double(), x.double(), y).numpy())
+                for x, y in ((real_t, y_real), (fake_t, y_fake)))
+        t_r, t_f = (r[2] + r[3]) / 2, (f[2] + f[3]) / 2
+        s = 2.0 / (t_r - t_f)
+        c = 1.0 - s * t_r  # s t_r + c = 1, s t_f + c = -1
+        td.output.weight.mul_(s)
+        td.output.bias.mul_(s).add_(c)
+        if hasattr(td, "class_proj"):
+            td.class_proj.weight.mul_(s)
+        d_r, d_f = (_call(copy.deepcopy(td).double(), x.double(), y).numpy()
+                    for x, y in ((real_t, y_real), (fake_t, y_fake)))
+    assert (d_r < 1).sum() in (1, 3) and (d_f > -1).sum() in (1, 3)
+    scale = 1.0 + abs(float(td.output.bias.detach())) + max(np.abs(d_r).max(), np.abs(d_f).max())
+    return min(np.abs(1 - d_r).min(), np.abs(1 + d_f).min()) / scale
+
+
+def reference_new_d_loss(td, real, fake, y_real, y_fake, loss, gamma=10.0, every=1, index=0):
+    """specgan_torch_ref's ns-r1 / hinge critic loss: (D_loss, r1 or 0)."""
+    D_real, D_fake = _call(td, real, y_real), _call(td, fake, y_fake)
+    if loss == "hinge":
+        return GANLoss.hinge_loss(D_real, D_fake)[1], torch.zeros((), dtype=real.dtype)
+    net = lambda x: _call(td, x, y_real)  # noqa: E731  R1 at the reals, with their classes
+    _, D_loss, r1 = GANLoss.ns_r1_loss(D_real, D_fake, net, real, gamma, every, index)
+    return D_loss, r1
+
+
+def check_new_d_loss(lcfg, bn, cond, precision, index=None, jit=False):
+    """The critic loss of lcfg against the reference at critic_point(bn, cond), in `precision`;
+    index: the critic update's index (lazy R1), traced under jit when jit."""
+    tdtype, ndtype, tol_loss, tol_grad, noise = PRECISION[precision]
+    mcfg, tg, td, real_t, fake_t, y_real, y_fake = critic_point(bn, cond, lcfg.loss == "hinge")
+    if lcfg.loss == "hinge":
+        hinge_margin = place_hinge_kinks(td, real_t, fake_t, y_real, y_fake)
+        print(f"hinge kink margin {hinge_margin:.2e}")
+        assert hinge_margin >= KINK_MARGIN
+    kw = ({} if lcfg.loss == "hinge" else
+          dict(gamma=lcfg.r1_gamma, every=lcfg.r1_every, index=index or 0))
+    td64 = copy.deepcopy(td).double()
+    with PreActivations(td64) as pre:
+        reference_new_d_loss(td64, real_t.double(), fake_t.double(), y_real, y_fake,
+                             lcfg.loss, **kw)
+    print(f"kink margin {assert_kink_margin(pre, f'D loss {lcfg.loss}'):.2e}")
+    td = td64 if precision == "fp64" else td
+    real_t, fake_t = real_t.to(tdtype), fake_t.to(tdtype)
+    D_loss, r1_t = reference_new_d_loss(td, real_t, fake_t, y_real, y_fake, lcfg.loss, **kw)
+    td.zero_grad()
+    D_loss.backward()
+    ref_grads = torch_grads(mcfg, td, "discriminator")
+
+    disc = Discriminator(mcfg)
+    d_apply = lambda p, x, y=None: disc.apply({"params": p}, x, y)  # noqa: E731
+    label_u = np.zeros((2, B), ndtype)  # dcgan's label noise: unused here
+    alpha = np.zeros((B,), ndtype)  # the GP's: unused here
+
+    def value_and_grad(params, real, fake, update_index):
+        return jax.value_and_grad(losses.d_loss, argnums=2, has_aux=True)(
+            lcfg, d_apply, params, real, fake, alpha, label_u, not bn, y_real, y_fake,
+            update_index)
+
+    with jax.enable_x64(precision == "fp64"):
+        _, d_vars = jax_vars(mcfg, tg, td)
+        fn = jax.jit(value_and_grad) if jit else value_and_grad
+        (val, aux), grads = fn(d_vars["params"], nhwc(real_t), nhwc(fake_t), index)
+    assert np.asarray(val).dtype == ndtype
+    assert rel_err(val, D_loss.item()) <= tol_loss
+    assert abs(float(aux["gp"]) - r1_t.item()) <= tol_loss * max(abs(r1_t.item()), 1e-30)
+    compare_grads(grads, ref_grads, bn, tol_grad, noise)
+    return float(aux["gp"])
+
+
+NEW_D_CASES = ([(loss, bn, prec, False) for loss in ("ns-r1", "hinge") for bn in (False, True)
+                for prec in ("fp32", "fp64")]
+               + [("ns-r1", False, "fp64", True), ("hinge", False, "fp64", True)])
+
+
+@pytest.mark.parametrize("loss,bn,precision,cond", NEW_D_CASES)
+def test_new_d_loss_and_gradients(loss, bn, precision, cond):
+    r1 = check_new_d_loss(LossConfig(loss=loss), bn, cond, precision)
+    assert (r1 > 0) == (loss == "ns-r1")  # the penalty is really there (and only for ns-r1)
+
+
+@pytest.mark.parametrize("index,due", [(6, True), (7, False)])
+def test_lazy_r1_d_loss_and_gradients(index, due):
+    """Lazy R1 (every 3rd update, weight x3), the update index traced in a jitted call as the
+    training step's scan has it: the lax.cond path, on an update that applies the penalty
+    (6 % 3 == 0) and on one that skips it, against the reference's own schedule."""
+    lcfg = LossConfig(loss="ns-r1", r1_gamma=4.0, r1_every=3)
+    r1 = check_new_d_loss(lcfg, False, False, "fp32", index=np.int32(index), jit=True)
+    assert (r1 > 0) == due
+
+
+def reference_new_g_loss(tg, td, z_t, loss):
+    D_fake = td(tg(z_t))
+    if loss == "hinge":
+        return GANLoss.hinge_loss(D_fake, D_fake)[0]
+    return GANLoss.nonsaturating_loss(D_fake, D_fake)[0]
+
+
+@pytest.mark.parametrize("loss,bn,precision", [("ns-r1", False, "fp32"), ("ns-r1", True, "fp64"),
+                                               ("hinge", True, "fp32"), ("hinge", False, "fp64")])
+def test_new_g_loss_and_gradients(loss, bn, precision):
+    """G's loss (softplus(-D(G(z))) or -D(G(z))) and its gradient w.r.t. every G parameter."""
+    tdtype, ndtype, tol_loss, tol_grad, noise = PRECISION[precision]
+    mcfg = ModelConfig(dim=4, use_batchnorm=bn)
+    tg, td = torch_models(mcfg)
+    _, z, _, _ = inputs(3)
+    z_t = torch.from_numpy(z)
+    tg.train()
+    move_off_kinks(tg, lambda g: g(z_t.double()))
+    with torch.no_grad():
+        fake_t = copy.deepcopy(tg)(z_t)  # a copy: G's BN running stats must not advance here
+    move_off_kinks(td, lambda d: d(fake_t.double()))
+    tg64, td64 = copy.deepcopy(tg).double(), copy.deepcopy(td).double()
+    g_vars, d_vars = jax_vars(mcfg, tg, td)  # before a forward advances G's BN statistics
+    with PreActivations(tg64, td64) as pre:
+        reference_new_g_loss(tg64, td64, z_t.double(), loss)
+    print(f"kink margin {assert_kink_margin(pre, f'G loss {loss}'):.2e}")
+    tg, td = (tg64, td64) if precision == "fp64" else (tg, td)
+    G_loss = reference_new_g_loss(tg, td, z_t.to(tdtype), loss)
+    tg.zero_grad()
+    G_loss.backward()
+    ref_grads = torch_grads(mcfg, tg, "generator")
+
+    gen, disc, lcfg = Generator(mcfg), Discriminator(mcfg), LossConfig(loss=loss)
+
+    def objective(params, g_vars, d_vars, z):
+        v = {**g_vars, "params": params}
+        fake = (gen.apply(v, z, train=True, mutable=["batch_stats"])[0] if bn
+                else gen.apply(v, z, train=True))
+        return losses.g_loss(lcfg, disc.apply(d_vars, fake))
+
+    with jax.enable_x64(precision == "fp64"):
+        cast = lambda t: jax.tree_util.tree_map(lambda v: np.asarray(v, ndtype), t)  # noqa: E731
+        g_vars, d_vars = cast(g_vars), cast(d_vars)
+        val, grads = jax.value_and_grad(objective)(g_vars["params"], g_vars, d_vars,
+                                                   z.astype(ndtype))
+    assert np.asarray(val).dtype == ndtype
+    assert rel_err(val, G_loss.item()) <= tol_loss
+    compare_grads(grads, ref_grads, bn, tol_grad, noise)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def compute_gradient_penalty(netD, real_data, fake_data, device=None, alpha=None):
@@ -30,6 +31,14 @@ def compute_gradient_penalty(netD, real_data, fake_data, device=None, alpha=None
     )[0]
     gradients = gradients.reshape(batch_size, -1)
     return ((gradients.norm(2, dim=1) - 1) ** 2).mean()
+
+
+def r1_penalty(netD, real_data):
+    """R1 (Mescheder et al. 2018) without its weight: E ||dD/dx||^2 at the reals, as
+    StyleGAN2-ADA's loss.py computes it (the gradient of the summed logits)."""
+    real = real_data.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(outputs=netD(real).sum(), inputs=real, create_graph=True)
+    return grad.square().sum(dim=[1, 2, 3]).mean()
 
 
 class GANLoss:
@@ -66,6 +75,33 @@ class GANLoss:
         G_loss, D_loss = GANLoss.wgan_loss(D_real, D_fake)
         gp = compute_gradient_penalty(netD, real_data, fake_data, device, alpha=alpha)
         return G_loss, D_loss + lambda_gp * gp, gp
+
+    @staticmethod
+    def nonsaturating_loss(D_real, D_fake):
+        """The logistic loss with labels 1/0 (not halved) and the non-saturating G loss."""
+        D_loss = F.softplus(D_fake).mean() + F.softplus(-D_real).mean()
+        G_loss = F.softplus(-D_fake).mean()
+        return G_loss, D_loss
+
+    @staticmethod
+    def ns_r1_loss(D_real, D_fake, netD, real_data, gamma=10.0, every=1, iteration=0):
+        """Non-saturating logistic loss + (gamma/2) R1 (StyleGAN2's default). Lazy R1 with
+        every=k: the penalty on critic iterations 0, k, 2k, ... with weight (gamma/2) k, none in
+        between. Returns (G_loss, D_loss, r1), r1 = 0 where skipped."""
+        G_loss, D_loss = GANLoss.nonsaturating_loss(D_real, D_fake)
+        if iteration % every == 0:
+            r1 = r1_penalty(netD, real_data)
+            D_loss = D_loss + gamma / 2 * every * r1
+        else:
+            r1 = torch.zeros((), dtype=D_loss.dtype)
+        return G_loss, D_loss, r1
+
+    @staticmethod
+    def hinge_loss(D_real, D_fake):
+        """Hinge loss (Lim & Ye 2017; Miyato et al. 2018), without spectral normalisation."""
+        D_loss = F.relu(1.0 - D_real).mean() + F.relu(1.0 + D_fake).mean()
+        G_loss = -D_fake.mean()
+        return G_loss, D_loss
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ from typing import Literal, Union
 
 from specgan_jax.config.metrics import EVAL_METRICS
 
-LOSSES = ("wgan-gp", "wgan", "dcgan", "lsgan")
+LOSSES = ("wgan-gp", "wgan", "dcgan", "lsgan", "ns-r1", "hinge")
 __all__ = ["EVAL_METRICS", "LOSSES", "check_choice", "check_literals", "literal_choices"]
 
 

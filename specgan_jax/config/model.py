@@ -7,6 +7,7 @@ import dataclasses
 from typing import ClassVar, Literal, Optional
 
 from specgan_jax.config.checks import LOSSES, check_literals
+from specgan_jax.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,13 +75,27 @@ def needs_classes_message(n_classes: int) -> str:
 class LossConfig:
     """GAN objective and the critic schedule (train_specgan.py)."""
 
-    loss: Literal[LOSSES] = "wgan-gp"  # GAN objective (default: the original's)
+    # GAN objective (default: the original's). "ns-r1": non-saturating logistic loss + R1 on
+    # reals (Mescheder et al. 2018; StyleGAN2); "hinge": hinge loss with TTUR (engine/losses.py).
+    loss: Literal[LOSSES] = "wgan-gp"
     gp_lambda: float = 10.0  # WGAN-GP penalty weight (Gulrajani et al. 2017; LAMBDA = 10)
     clip: float = 0.01  # wgan: every D variable clipped to [-clip, clip] after each D update
     # dcgan only: two-sided label smoothing as in the seed's loop (real ~ U(0.8, 1),
     # fake ~ U(0, 0.2), drawn per example); the original uses hard labels.
     label_smoothing: bool = False
-    n_critic: int = 5  # D updates per G update (specgan_disc_nupdates)
+    # D updates per G update. None: the loss's default, filled in at construction: 5 for the
+    # original's losses (specgan_disc_nupdates), 1 for ns-r1 (StyleGAN2) and hinge (SAGAN, with
+    # TTUR in place of extra critic updates).
+    n_critic: Optional[int] = None
+    # ns-r1 only: the R1 weight gamma in (gamma/2) E||grad_x D(x_real)||^2. None: 10, the value of
+    # Mescheder et al. 2018 (GAN_stability: a conv critic without equalized lr, data in [-1, 1],
+    # 64-256 px, batch 64, lr 1e-4: the setting closest to this one). StyleGAN2's heuristic
+    # 0.0002 res^2 / batch gives 0.05 at 128x128 and batch 64, for its equalized-lr residual
+    # critic: the low end of a sweep. Larger gamma: a smoother, slower-learning critic.
+    r1_gamma: Optional[float] = None
+    # ns-r1 only: lazy R1 (StyleGAN2): the penalty on every r1_every-th critic update, its weight
+    # multiplied by r1_every. None: 1 (every update; StyleGAN2 uses 16 to save its cost).
+    r1_every: Optional[int] = None
     latent_dist: Literal["uniform", "normal"] = "uniform"  # original: z ~ U(-1, 1)
     # Conditional models: the class distribution of training. "frequency": real batches draw
     # examples uniformly (classes by their frequency), the critic updates' fakes take their
@@ -101,6 +116,8 @@ class LossConfig:
     cond_start: Optional[int] = None
     cond_ramp: Optional[int] = None
 
+    N_CRITIC_DEFAULTS: ClassVar[dict] = {"ns-r1": 1, "hinge": 1}  # else 5
+    R1_GAMMA_DEFAULT: ClassVar[float] = 10.0
     COND_START_FRACTION: ClassVar[float] = 3 / 8
     COND_RAMP_FRACTION: ClassVar[float] = 1 / 4
 
@@ -110,12 +127,31 @@ class LossConfig:
 
     def __post_init__(self):
         check_literals(self, "loss")
+        if self.n_critic is None:  # frozen: fill in the loss's default once, at construction
+            object.__setattr__(self, "n_critic", self.N_CRITIC_DEFAULTS.get(self.loss, 5))
         if self.n_critic < 1:
             raise ValueError("loss.n_critic must be >= 1")
+        self._check_r1()
         if (self.cond_start or 0) < 0 or (self.cond_ramp or 0) < 0:
             raise ValueError("loss.cond_start and loss.cond_ramp must be >= 0")
         if self.label_smoothing and self.loss != "dcgan":
             raise ValueError("loss.label_smoothing applies to loss='dcgan' only")
+
+    def _check_r1(self):
+        given = [n for n in ("r1_gamma", "r1_every") if getattr(self, n) is not None]
+        if self.loss != "ns-r1":
+            if given:
+                raise ConfigError(f"loss.{given[0]} applies to loss='ns-r1' only; got "
+                                  f"loss={self.loss!r}")
+            return
+        if self.r1_gamma is None:
+            object.__setattr__(self, "r1_gamma", self.R1_GAMMA_DEFAULT)
+        if self.r1_every is None:
+            object.__setattr__(self, "r1_every", 1)
+        if not self.r1_gamma >= 0:
+            raise ConfigError(f"loss.r1_gamma must be >= 0; got {self.r1_gamma}")
+        if self.r1_every < 1:
+            raise ConfigError(f"loss.r1_every must be >= 1; got {self.r1_every}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +160,7 @@ class OptimConfig:
 
     wgan-gp: Adam(1e-4, b1=0.5, b2=0.9)    dcgan: Adam(2e-4, b1=0.5, b2=0.999)
     lsgan:   RMSProp(1e-4)                 wgan:  RMSProp(5e-5)
+    ns-r1:   Adam(1e-4, b1=0, b2=0.99)     hinge: Adam(g 1e-4, d 4e-4, b1=0, b2=0.9) (TTUR)
     RMSProp follows TF (decay 0.9, accumulator starting at ones).
     """
 

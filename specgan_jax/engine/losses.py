@@ -3,6 +3,18 @@
 Every function takes its randomness (alpha, label noise) as arguments so that the PyTorch
 reference can be fed identical draws. `d_apply(d_params, x) -> logits [B]` is the critic;
 a class-conditional critic is `d_apply(d_params, x, y)`, called with labels y [B].
+
+Objectives (LossConfig.loss): the original's "wgan-gp", "wgan", "dcgan", "lsgan", and two that
+converge in fewer, cheaper iterations (one critic update per generator update by default):
+  "ns-r1": the non-saturating logistic loss with the R1 penalty on reals (Mescheder et al. 2018,
+           "Which Training Methods for GANs do actually Converge?"; StyleGAN2's default):
+           D: E softplus(D(fake)) + E softplus(-D(real)) + (gamma/2) E ||grad_x D(x_real)||^2,
+           G: E softplus(-D(G(z))); optionally lazy (r1_weight).
+  "hinge": D: E relu(1 - D(real)) + E relu(1 + D(fake)), G: -E D(G(z)) (Lim & Ye 2017;
+           Miyato et al. 2018), with TTUR (Heusel et al. 2017: d_lr = 4 g_lr, Adam (0, 0.9)).
+           Miyato et al. pair it with spectral normalisation of the critic, which is not
+           implemented here (a stateful layer: the power iteration's vector is state carried
+           across updates); the hinge loss works without it, but the pairing is incomplete.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import optax
+from jax import lax
 
 from specgan_jax.config import LossConfig, OptimConfig
 from specgan_jax.engine.small_data import ada_signal
@@ -42,6 +55,66 @@ def gradient_penalty(d_apply: DApply, d_params, real, fake, alpha, per_example: 
     return jnp.mean(jnp.square(slopes - 1.0))
 
 
+def r1_penalty(d_apply: DApply, d_params, real):
+    """R1 (Mescheder et al. 2018, eq. 9) without its weight: E_i ||dD/dx_i||^2 at the reals.
+
+    The gradient of the summed logits w.r.t. the batch, as the GP's (and tf.gradients / StyleGAN2's
+    `autograd.grad(D(x).sum(), x)`): per example when the critic has no batch coupling, the
+    batch-coupled gradient when D's batch norm normalises the batch as a whole."""
+    grads = jax.grad(lambda xs: jnp.sum(d_apply(d_params, xs)))(real)  # [B,F,T,1]
+    return jnp.mean(jnp.sum(jnp.square(grads), axis=(1, 2, 3)))
+
+
+def r1_due(loss_cfg: LossConfig, update_index):
+    """Whether critic update `update_index` applies the R1 penalty (every r1_every-th update,
+    starting with the first). Python bool for a Python int, a traced bool otherwise."""
+    if loss_cfg.r1_every == 1:
+        return True
+    if update_index is None:
+        raise ValueError(f"loss.r1_every={loss_cfg.r1_every} (lazy R1) needs the critic "
+                         "update's index (d_loss's update_index)")
+    return update_index % loss_cfg.r1_every == 0
+
+
+def r1_weight(loss_cfg: LossConfig, update_index=None):
+    """The weight w of E||grad_x D(x_real)||^2 in the critic loss of update `update_index`.
+
+    Lazy regularisation (StyleGAN2, Karras et al. 2020, sec. 3.1): the penalty is applied on every
+    k-th critic update (k = r1_every) with its weight multiplied by k, so that its average weight
+    stays gamma/2: w = (gamma/2) k on updates with update_index % k == 0, else 0. k = 1 (the
+    default): w = gamma/2 on every update, and update_index is not needed (may be None).
+
+    Contract for the training step: update_index is the 0-based index of the critic update over
+    the whole run, step * n_critic + j for the j-th (0-based) critic update of generator step
+    `step` (an int32 scalar, traced inside the jitted scan is fine). A resumed run then
+    regularises on exactly the updates an uninterrupted one does. StyleGAN2 runs the penalty as a
+    separate optimizer step and rescales Adam's lr and betas by k/(k+1) for it; here it is added
+    to that update's loss, one optimizer step, so the optimizer needs no such correction.
+    """
+    w = loss_cfg.r1_gamma / 2.0 * loss_cfg.r1_every
+    due = r1_due(loss_cfg, update_index)
+    if isinstance(due, bool):
+        return w if due else 0.0
+    return jnp.where(due, w, 0.0)
+
+
+def _r1_term(cfg: LossConfig, d_apply: DApply, d_params, real, update_index):
+    """(weight * penalty, penalty) for ns-r1; the penalty 0 on updates that skip it.
+
+    Laziness must save the penalty's cost (a double backward through D, as much as the rest of
+    the update), not only zero its weight: inside the jitted scan of the critic updates the index
+    is traced, so lax.cond on it runs the penalty's branch only when due (both branches are
+    compiled, one executes; its derivative is a cond too). Under vmap a cond on a batched
+    predicate becomes a select that computes both branches, so do not vmap over updates here."""
+    if cfg.r1_every == 1:
+        r1 = r1_penalty(d_apply, d_params, real)
+        return cfg.r1_gamma / 2.0 * r1, r1
+    due = r1_due(cfg, update_index)
+    r1 = lax.cond(due, lambda: r1_penalty(d_apply, d_params, real),
+                  lambda: jnp.zeros((), real.dtype))
+    return r1_weight(cfg, update_index) * r1, r1
+
+
 def _bce_with_logits(logits, labels):
     # tf.nn.sigmoid_cross_entropy_with_logits, numerically stable form
     return jnp.mean(jnp.maximum(logits, 0) - logits * labels + jnp.log1p(jnp.exp(-jnp.abs(logits))))
@@ -61,13 +134,17 @@ def _with_labels(d_apply: DApply, y):
 
 
 def d_loss(cfg: LossConfig, d_apply: DApply, d_params, real, fake, alpha, label_u,
-           per_example_gp: bool, y_real=None, y_fake=None):
+           per_example_gp: bool, y_real=None, y_fake=None, update_index=None):
     """Critic loss and its parts. real, fake [B,F,T,1]; alpha [B]; label_u [2,B] in [0,1);
     y_real, y_fake [B]: the classes of real and fake for a conditional critic (None for an
-    unconditional one). The gradient penalty's interpolates keep the real example's class.
+    unconditional one). The gradient penalty's interpolates keep the real example's class, as
+    does R1's gradient at the reals. update_index: the critic update's index over the run, read
+    by ns-r1 with r1_every > 1 only (r1_weight states the contract); ignored otherwise.
 
-    Returns (loss, aux) with aux = {gp, wasserstein, ada_rt (small_data.ada_signal)}. `fake` must already be
-    stop-gradient'ed by the caller when only D is trained.
+    Returns (loss, aux) with aux = {gp, wasserstein, ada_rt (small_data.ada_signal)}; gp is the
+    penalty of the loss: WGAN-GP's, or for ns-r1 E||grad_x D(x_real)||^2 unweighted (0 on an
+    update that skips it); wasserstein is E D(real) - E D(fake) for every loss. `fake` must
+    already be stop-gradient'ed by the caller when only D is trained.
     """
     if (y_real is None) != (y_fake is None):
         raise ValueError("d_loss: give both y_real and y_fake (conditional critic) or neither")
@@ -103,6 +180,14 @@ def d_loss(cfg: LossConfig, d_apply: DApply, d_params, real, fake, alpha, label_
         loss = (_bce_with_logits(d_real, real_t) + _bce_with_logits(d_fake, fake_t)) / 2.0
     elif cfg.loss == "lsgan":
         loss = (jnp.mean(jnp.square(d_real - 1.0)) + jnp.mean(jnp.square(d_fake))) / 2.0
+    elif cfg.loss == "ns-r1":
+        # softplus(-D(real)) = -log sigmoid(D(real)): the logistic loss with labels 1/0, not
+        # halved (StyleGAN2's loss.py), unlike the original's dcgan D loss
+        loss = jnp.mean(jax.nn.softplus(d_fake)) + jnp.mean(jax.nn.softplus(-d_real))
+        term, gp = _r1_term(cfg, _with_labels(d_apply, y_real), d_params, real, update_index)
+        loss = loss + term
+    elif cfg.loss == "hinge":
+        loss = jnp.mean(jax.nn.relu(1.0 - d_real)) + jnp.mean(jax.nn.relu(1.0 + d_fake))
     else:  # pragma: no cover - LossConfig validates the name
         raise ValueError(cfg.loss)
     aux = {"gp": gp, "wasserstein": jnp.mean(d_real) - jnp.mean(d_fake),
@@ -111,13 +196,17 @@ def d_loss(cfg: LossConfig, d_apply: DApply, d_params, real, fake, alpha, label_
 
 
 def g_loss(cfg: LossConfig, d_fake):
-    """Generator loss from the critic's logits on G(z) [B] (non-saturating for dcgan)."""
+    """Generator loss from the critic's logits on G(z) [B] (non-saturating for dcgan and ns-r1)."""
     if cfg.loss in ("wgan-gp", "wgan"):
         return -jnp.mean(d_fake)
     if cfg.loss == "dcgan":
         return _bce_with_logits(d_fake, jnp.ones_like(d_fake))
     if cfg.loss == "lsgan":
         return jnp.mean(jnp.square(d_fake - 1.0))
+    if cfg.loss == "ns-r1":
+        return jnp.mean(jax.nn.softplus(-d_fake))
+    if cfg.loss == "hinge":
+        return -jnp.mean(d_fake)
     raise ValueError(cfg.loss)  # pragma: no cover
 
 
@@ -126,12 +215,22 @@ def clip_critic(cfg: LossConfig, d_params):
     return jax.tree_util.tree_map(lambda p: jnp.clip(p, -cfg.clip, cfg.clip), d_params)
 
 
-# Original settings per loss: (optimizer, lr, beta1, beta2); train_specgan.py
+# Settings per loss: (optimizer, g_lr, d_lr, beta1, beta2). The original's (train_specgan.py)
+# for its four losses.
+# ns-r1: StyleGAN2's Adam betas (0, 0.99). Its lr 0.002 is for equalized-lr layers (unit-scale
+# weights, rescaled by 1/sqrt(fan_in) in the forward), where Adam's steps of ~lr are relative
+# steps of ~lr; with this model's standard parametrisation (weights ~ 1/sqrt(fan_in) = 0.025 for
+# a 5x5x64 kernel) the original's 1e-4 is a relative step of 0.004, the same order (and
+# Mescheder et al.'s lr).
+# hinge: TTUR (Heusel et al. 2017) as SAGAN (Zhang et al. 2019) uses it with the hinge loss:
+# d_lr = 4 g_lr = 4e-4, Adam betas (0, 0.9).
 OPTIMIZER_DEFAULTS = {
-    "wgan-gp": ("adam", 1e-4, 0.5, 0.9),
-    "dcgan": ("adam", 2e-4, 0.5, 0.999),
-    "lsgan": ("rmsprop", 1e-4, None, None),
-    "wgan": ("rmsprop", 5e-5, None, None),
+    "wgan-gp": ("adam", 1e-4, 1e-4, 0.5, 0.9),
+    "dcgan": ("adam", 2e-4, 2e-4, 0.5, 0.999),
+    "lsgan": ("rmsprop", 1e-4, 1e-4, None, None),
+    "wgan": ("rmsprop", 5e-5, 5e-5, None, None),
+    "ns-r1": ("adam", 1e-4, 1e-4, 0.0, 0.99),
+    "hinge": ("adam", 1e-4, 4e-4, 0.0, 0.9),
 }
 RMSPROP_DECAY = 0.9  # tf.train.RMSPropOptimizer default
 RMSPROP_EPS = 1e-10  # tf.train.RMSPropOptimizer default
@@ -139,8 +238,9 @@ ADAM_EPS = 1e-8
 
 
 def resolved_optimizer(loss_cfg: LossConfig, optim_cfg: OptimConfig) -> dict:
-    """The optimizer settings actually used: the config's, else the original's for the loss."""
-    name, lr, b1, b2 = OPTIMIZER_DEFAULTS[loss_cfg.loss]
+    """The optimizer settings actually used: the config's, else OPTIMIZER_DEFAULTS's for the
+    loss (the original's for its four losses). Each option given explicitly wins on its own."""
+    name, g_lr, d_lr, b1, b2 = OPTIMIZER_DEFAULTS[loss_cfg.loss]
     name = optim_cfg.optimizer or name
     if name == "adam":
         b1 = optim_cfg.beta1 if optim_cfg.beta1 is not None else (b1 if b1 is not None else 0.9)
@@ -149,8 +249,8 @@ def resolved_optimizer(loss_cfg: LossConfig, optim_cfg: OptimConfig) -> dict:
         b1 = b2 = None
     return {
         "optimizer": name,
-        "g_lr": optim_cfg.g_lr if optim_cfg.g_lr is not None else lr,
-        "d_lr": optim_cfg.d_lr if optim_cfg.d_lr is not None else lr,
+        "g_lr": optim_cfg.g_lr if optim_cfg.g_lr is not None else g_lr,
+        "d_lr": optim_cfg.d_lr if optim_cfg.d_lr is not None else d_lr,
         "beta1": b1,
         "beta2": b2,
     }
