@@ -1,5 +1,8 @@
-"""specgan_jax.checkpoint on toy pytrees: round trip, keep-last-N, triggers, crash safety."""
+"""specgan_jax.checkpoint on toy pytrees: round trip, keep-last-N, triggers, crash safety; a
+write the OS refuses, in orbax's own writer threads (a file size limit), in an asynchronous
+save and in the training CLI."""
 
+import errno
 import os
 import shutil
 import signal
@@ -15,7 +18,8 @@ import numpy as np
 import optax
 import pytest
 
-from specgan_jax.run.checkpoint import CheckpointError, Checkpointer, key_to_json
+from specgan_jax.run.checkpoint import ERROR_LOG, CheckpointError, Checkpointer, key_to_json
+from tests.helpers import tiny_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -138,3 +142,117 @@ def test_sigkill_during_saves_leaves_latest_readable(tmp_path, delay):
     assert r.step >= 2
     assert int(r.state["step"]) == r.step
     assert np.all(np.asarray(r.state["x"]) == r.step)
+
+
+# A real write failure that needs no privileges: RLIMIT_FSIZE caps the size of any file the
+# process writes; with SIGXFSZ ignored, a write past it fails with EFBIG in whichever thread
+# makes it -- here tensorstore's, under orbax's writer threads -- the same path as a full disk.
+# Both survive exec, so the wrapper below runs the real program under the limit.
+LIMITED = textwrap.dedent("""
+    import os, resource, signal, sys
+    limit = int(sys.argv[1])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    os.execv(sys.executable, [sys.executable] + sys.argv[2:])
+""")
+
+
+def run_limited(limit, args, **kw):
+    cmd = [sys.executable, *args] if limit is None else [sys.executable, "-c", LIMITED,
+                                                          str(limit), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
+
+
+ASYNC_CHILD = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {repo!r})
+    import jax
+    from specgan_jax.run.checkpoint import Checkpointer
+    ck = Checkpointer({d!r}, use_async=True)
+    ck.save(1, {{"x": jax.random.normal(jax.random.PRNGKey(1), (32, 32))}})  # 4 KB
+    ck.wait()
+    print("saved 1", flush=True)
+    # 256 KB of random floats (incompressible) > the limit: step 2's data file cannot be written
+    x = jax.random.normal(jax.random.PRNGKey(2), (256, 256))
+    try:
+        ck.save(2, {{"x": x}})
+        print("save returned", flush=True)
+        if {where!r} == "wait":
+            ck.wait()
+        elif {where!r} == "save":
+            ck.save(3, {{"x": x}})
+        ck.close()
+        print("no error", flush=True)
+    except OSError as e:
+        print("OSError", e.errno, e.filename, flush=True)
+        ck.close()
+        print("closed", flush=True)
+""")
+
+
+@pytest.mark.parametrize("where", ["wait", "save", "close"])
+def test_async_write_failure_surfaces_as_oserror_without_orbax_noise(tmp_path, where):
+    """An asynchronous save whose data file the OS refuses: the failure comes out as an OSError
+    naming the file, where the save is next waited for (wait(), the next save() or close());
+    orbax's thread tracebacks go to the error log, not to stderr; step 1 stays the latest."""
+    d = tmp_path / "ck"
+    r = run_limited(100_000, ["-c", ASYNC_CHILD.format(repo=REPO, d=str(d), where=where)])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:2] == ["saved 1", "save returned"], r.stdout
+    assert lines[-1] == "closed", r.stdout
+    kind, code, filename = lines[-2].split(" ", 2)
+    assert (kind, int(code)) == ("OSError", errno.EFBIG)
+    assert filename.startswith(str(d / "2.orbax-checkpoint-tmp"))
+    assert "Traceback" not in r.stderr and "ERROR" not in r.stderr, r.stderr
+    assert "File too large" in (tmp_path / ERROR_LOG).read_text()
+    ck = Checkpointer(str(d), use_async=False)
+    assert ck.all_steps() == [1]
+    assert ck.restore({"x": jnp.zeros((32, 32))}).step == 1
+    ck.close()
+
+
+def _largest_file(folder, skip=None) -> int:
+    sizes = [os.path.getsize(os.path.join(root, f)) for root, dirs, files in os.walk(folder)
+             if skip is None or not os.path.abspath(root).startswith(str(skip)) for f in files]
+    return max(sizes)
+
+
+def test_training_on_a_refused_checkpoint_write_reports_one_line_and_resumes(tiny_data,
+                                                                            tmp_path):
+    """The training CLI, run for real under a file size limit that admits every file of the run
+    but a checkpoint's data file: exit 1 with one `error:` line naming the run directory, the
+    last good step and how to resume, no traceback; the same command without the limit then
+    resumes from that step and finishes."""
+    work = tmp_path / "run"
+    train = os.path.join(REPO, "scripts", "train.py")
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": tiny_data["cache"],
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5"}
+    first = run_limited(None, [train, *tiny_args(tiny_data["data"], work, 2,
+                                                 tiny_data["csv_cache"])], env=env)
+    assert first.returncode == 0, first.stderr
+    # The limit: between the largest other file the run writes (previews, metrics, the parsed
+    # CSV cache) and a checkpoint's largest data file.
+    ckpt_file = _largest_file(work / "checkpoints" / "2")
+    other = max(_largest_file(work, skip=work / "checkpoints"),
+                _largest_file(tiny_data["csv_cache"]))
+    assert other < ckpt_file, (other, ckpt_file)
+    args = [train, *tiny_args(tiny_data["data"], work, 4, tiny_data["csv_cache"])]
+    # No compilation cache here: its entries would be files the limit refuses too.
+    failed = run_limited((other + ckpt_file) // 2, args)
+    assert failed.returncode == 1, failed.stderr
+    assert "resumed from checkpoint at step 2" in failed.stdout
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, failed.stderr
+    assert errors[0].startswith(f"error: cannot write to the run directory {work}: a file "
+                                "exceeds the size limit for files")
+    assert f"The last good checkpoint is step 2 ({work / 'checkpoints' / '2'})" in errors[0]
+    assert "re-run the same command" in errors[0] and str(work / ERROR_LOG) in errors[0]
+    assert "Traceback" not in failed.stderr and "ERROR" not in failed.stderr, failed.stderr
+    assert "OCDBT" in (work / ERROR_LOG).read_text()  # orbax's report, kept
+    assert sorted(os.listdir(work / "checkpoints"))[0] == "2"
+
+    again = run_limited(None, args, env=env)  # the limit lifted: the same command
+    assert again.returncode == 0, again.stderr
+    assert "resumed from checkpoint at step 2" in again.stdout and "done: 4 steps" in again.stdout
+    assert sorted(os.listdir(work / "checkpoints")) == ["2", "4"]

@@ -58,12 +58,18 @@ class TrainConfig:
     # Stop when this many evaluations in a row brought no new best eval_metric (0: never); the
     # reason is printed and written to the run (stopped.json). Needs eval_every. Run control.
     stop_after_no_improvement: int = 0
+    # A budget in minutes of training (None: none): stop with a checkpoint once the training
+    # calls took this long, summed over the run's resumes (the total is saved with each
+    # checkpoint; the first call of each compiled function, which compiles it, is not counted;
+    # nor are setup, previews, checkpoints and evaluation). train.steps still caps the run;
+    # a re-run with a larger budget trains further. Run control.
+    minutes: Optional[float] = None
 
     # Fields that may differ between a run directory's config.json and a resumed invocation.
     RUN_CONTROL = (
         "steps", "steps_per_call", "loop", "log_every", "checkpoint_every", "checkpoint_every_secs",
         "keep_checkpoints", "preview_every", "tensorboard", "eval_every", "eval_metric", "eval_n",
-        "stop_after_no_improvement",
+        "stop_after_no_improvement", "minutes",
     )
 
     def __post_init__(self):
@@ -77,6 +83,8 @@ class TrainConfig:
         if self.eval_every < 0 or self.eval_n < 0 or self.stop_after_no_improvement < 0:
             raise ValueError("train.eval_every, train.eval_n and train.stop_after_no_improvement "
                              "must be >= 0 (0: off / auto)")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ValueError(f"train.minutes must be > 0 (or none); got {self.minutes}")
         if self.stop_after_no_improvement and not self.eval_every:
             raise ValueError("train.stop_after_no_improvement needs periodic evaluation: set "
                              "train.eval_every too")

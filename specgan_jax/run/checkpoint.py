@@ -12,14 +12,27 @@ written to `<step>.orbax-checkpoint-tmp-<n>/` and renamed to `<step>/` only once
 with SIGKILL mid-save leaves a tmp directory that is ignored, and the previous step stays the
 latest. As a second line of defence `restore()` falls back to the next older step, with a
 warning, if the newest one cannot be read (e.g. a file deleted by hand or a truncated copy).
+
+A write that the OS refuses (disk full, file too large, read-only) fails inside orbax's writer
+threads; orbax logs it through absl from those threads and re-raises it (as a ValueError
+carrying the OS error code) where the save is waited for: in save() when synchronous, else in
+wait(), the next save() or close(). Checkpointer turns that into an OSError naming the file, so
+the caller reports it as a write failure; orbax's own messages about it (absl errors with their
+thread tracebacks, and the complaints of the writes it leaves behind unfinished) go to
+`checkpoint_errors.log` beside the checkpoint folder rather than to the terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+import re
+import sys
+import threading
 import time
+import traceback
 import warnings
 from typing import Any, Optional
 
@@ -30,6 +43,8 @@ import orbax.checkpoint as ocp
 from specgan_jax.errors import CheckpointError
 
 log = logging.getLogger(__name__)
+
+ERROR_LOG = "checkpoint_errors.log"  # beside the checkpoint folder: orbax's own error reports
 
 
 @dataclasses.dataclass
@@ -64,6 +79,9 @@ class Checkpointer:
         self.every_steps = every_steps
         self.every_secs = every_secs
         self._last_save_time = time.monotonic()
+        self.error_log = os.path.join(os.path.dirname(self.directory), ERROR_LOG)
+        self._failed: Optional[OSError] = None  # the write failure already raised, if any
+        _ORBAX_ERRORS.watch(self.directory, self.error_log)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=True, enable_async_checkpointing=use_async)
         self._mgr = ocp.CheckpointManager(self.directory, options=options,
@@ -95,8 +113,9 @@ class Checkpointer:
         if step in self._mgr.all_steps():
             return False
         meta = dict(meta or {})
-        self._mgr.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+        with self._writing():
+            self._mgr.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
         self._last_save_time = time.monotonic()
         return True
 
@@ -157,12 +176,148 @@ class Checkpointer:
         self._mgr.delete(step)
 
     def wait(self) -> None:
-        """Block until a pending async save is on disk (finalised and renamed)."""
-        self._mgr.wait_until_finished()
+        """Block until a pending async save is on disk (finalised and renamed). OSError if the
+        OS refused one of its writes."""
+        with self._writing():
+            self._mgr.wait_until_finished()
 
     def close(self) -> None:
-        self._mgr.wait_until_finished()
-        self._mgr.close()
+        """Wait for a pending save and close. After a write failure was raised, what orbax
+        raises again about it while closing goes to the error log, not to the caller."""
+        reported = self._failed is not None
+        try:
+            with self._writing():
+                self._mgr.close()
+        except OSError:
+            if not reported:
+                raise
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """Turn the failure of a write that orbax reports into an OSError naming the file;
+        anything else (a bug) propagates unchanged. A second report of a failure already
+        raised is logged to the error log and not raised again."""
+        _ORBAX_ERRORS.saving(self.error_log)
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 - sorted below: OS write failures, or re-raised
+            os_error = os_error_of(e, self.directory)
+            if os_error is None:
+                raise
+            if self._failed is not None:
+                _append(self.error_log, "".join(traceback.format_exception(e)))
+                raise self._failed from None
+            self._failed = os_error
+            raise os_error from e
+
+
+_OS_ERROR_CODE = re.compile(r"os_error_code='?(\d+)")
+_FAILED_FILE = re.compile(r'(?:Failed writing|Error writing local file|local file):? "([^"]+)"')
+
+
+def os_error_of(e: BaseException, default_path: str) -> Optional[OSError]:
+    """The OSError behind an exception from orbax's save, or None if it is not one.
+
+    orbax re-raises tensorstore's failures as ValueError('<STATUS>: Error writing ... Failed
+    writing: "<file>": ... [os_error_code=28]'); the code is errno's. Python-level writes
+    (directories, JSON) raise OSError themselves. Walks the __cause__/__context__ chain."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno is not None:
+            return e
+        text = str(e)
+        code = _OS_ERROR_CODE.search(text)
+        if code is not None:
+            where = _FAILED_FILE.findall(text)
+            return OSError(int(code.group(1)), os.strerror(int(code.group(1))),
+                           where[-1] if where else default_path)
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _append(path: str, text: str) -> None:
+    """Append to a log file, best effort: the disk may be the full one."""
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+    except OSError:
+        pass
+
+
+class _OrbaxErrors(logging.Filter):
+    """Keeps orbax's reports of a failed checkpoint write off the terminal.
+
+    Installed once, by the first Checkpointer, for the rest of the process (the last reports
+    arrive when the process exits):
+      * on the "absl" logger (orbax logs through it) and the "asyncio" one: an ERROR record
+        naming the directory of a Checkpointer goes to that Checkpointer's error log instead
+        of the usual handlers; every other record passes unchanged;
+      * sys.unraisablehook: when one write of a save fails, orbax closes the event loop its
+        other writes run on; each complains as an "unraisable" exception when tensorstore
+        completes it (RuntimeError 'Event loop is closed', often before the failure reaches
+        the caller) and again when its coroutine is collected. Exactly those go to the error
+        log of the Checkpointer that saved last; any other goes to the previous hook.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._lock = threading.Lock()
+        self._logs: dict[str, str] = {}  # Checkpointer directory -> its error log
+        self._saving_log: Optional[str] = None  # the error log of the latest save
+        self._previous_hook = None
+
+    def watch(self, directory: str, error_log: str) -> None:
+        with self._lock:
+            if self._previous_hook is None:
+                for name in ("absl", "asyncio"):
+                    logging.getLogger(name).addFilter(self)
+                self._previous_hook = sys.unraisablehook
+                sys.unraisablehook = self._unraisable
+            self._logs[directory] = error_log
+
+    def saving(self, error_log: str) -> None:
+        self._saving_log = error_log
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        try:
+            message = record.getMessage()
+            e = record.exc_info[1] if record.exc_info else None
+            while e is not None and len(message) < 100_000:  # the exception names the file
+                message += "\n" + str(e)
+                e = e.__cause__ or e.__context__
+        except Exception:  # noqa: BLE001 - a malformed record: leave it to the handlers
+            return True
+        with self._lock:
+            logs = [p for d, p in self._logs.items() if d in message]
+        if not logs:
+            return True
+        try:
+            _append(logs[0], logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s %(pathname)s:%(lineno)d %(message)s"
+            ).format(record))
+        except Exception:  # noqa: BLE001 - e.g. at interpreter exit: drop it
+            pass
+        return False
+
+    def _unraisable(self, u) -> None:
+        code = getattr(u.object, "cr_code", None)
+        orbax = ((code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename)
+                 or (isinstance(u.exc_value, RuntimeError)
+                     and str(u.exc_value) == "Event loop is closed"))
+        if not orbax or self._saving_log is None:
+            return self._previous_hook(u)
+        try:
+            text = "".join(traceback.format_exception(u.exc_type, u.exc_value,
+                                                      u.exc_traceback))
+            _append(self._saving_log, f"unraisable exception in {u.object!r}:\n{text}")
+        except Exception:  # noqa: BLE001 - at interpreter exit formatting may fail: drop it
+            pass
+
+
+_ORBAX_ERRORS = _OrbaxErrors()
 
 
 def key_to_json(key) -> list[int]:

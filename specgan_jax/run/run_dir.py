@@ -10,6 +10,7 @@
     checkpoints_best_<metric>/  the best checkpoint by train.eval_metric (when eval_every > 0)
     tensorboard/    event files, only when a TensorBoard writer is importable
     stopped.json    why training stopped early (train.stop_after_no_improvement), if it did
+    checkpoint_errors.log  orbax's own report of a checkpoint write the OS refused, if one was
 
 docs/run-directory.md describes each file and what a resume requires of it.
 """
@@ -35,7 +36,7 @@ from specgan_jax.data.normalize import denormalize
 from specgan_jax.engine.sampling import generate_batched, make_generate_fn
 from specgan_jax.engine.step import create_train_state, upgrade_state
 from specgan_jax.errors import RunDirError, RunWriteError
-from specgan_jax.run.checkpoint import Checkpointer, Restored
+from specgan_jax.run.checkpoint import ERROR_LOG, Checkpointer, Restored
 
 CONFIG = "config.json"
 MOMENTS = "moments.npz"
@@ -149,6 +150,7 @@ def write_failure(workdir: str, e: OSError) -> RunWriteError:
     """The user's error for an OSError raised while writing the run in `workdir`."""
     what = {errno.ENOSPC: "no space left on the device",
             errno.EDQUOT: "disk quota exceeded",
+            errno.EFBIG: "a file exceeds the size limit for files (file too large)",
             errno.EROFS: "the file system is read-only",
             errno.EACCES: "permission denied", errno.EPERM: "operation not permitted"
             }.get(e.errno, e.strerror or type(e).__name__)
@@ -157,10 +159,12 @@ def write_failure(workdir: str, e: OSError) -> RunWriteError:
     last = (f"The last good checkpoint is step {steps[-1]} "
             f"({os.path.join(os.path.abspath(workdir), CHECKPOINTS, str(steps[-1]))})."
             if steps else "No checkpoint was saved yet.")
+    report = os.path.join(os.path.abspath(workdir), ERROR_LOG)
+    report = f" Details: {report}." if os.path.exists(report) else ""
     return RunWriteError(
         f"cannot write to the run directory {os.path.abspath(workdir)}: {what}{where}. {last} "
         "Free some space (or make the directory writable) and re-run the same command: it "
-        "resumes from the last good checkpoint.")
+        f"resumes from the last good checkpoint.{report}")
 
 
 def restore_train_state(ckpt: Checkpointer, target, step: Optional[int] = None,

@@ -48,16 +48,50 @@ class Outcome:
     interrupted: Optional[int] = None  # the signal number if stopped by SIGINT/SIGTERM
     workdir: str = ""
     stopped_early: Optional[str] = None  # the reason, when train.stop_after_no_improvement hit
+    budget_reached: bool = False  # stopped because train.minutes of training were spent
+    train_seconds: float = 0.0  # seconds of training calls, summed over the run's resumes
+
+
+class TrainClock:
+    """Seconds spent in training calls, summed over a run's resumes (saved with each checkpoint
+    as meta["train_seconds"]; a checkpoint without it counts as 0), against train.minutes.
+
+    The first call of each compiled function is not counted: it compiles (tens of seconds on
+    the CPU, again on every resume), and the budget is meant for training. Each timed call
+    ends in a device_get of its metrics, so the time covers the computation.
+    """
+
+    def __init__(self, minutes: Optional[float], seconds: float,
+                 clock: Callable[[], float] = time.monotonic):
+        self.limit = None if minutes is None else 60.0 * minutes
+        self.seconds = float(seconds)
+        self._clock = clock
+        self._compiled: set = set()
+
+    @contextlib.contextmanager
+    def timing(self, function):
+        """Time one call of `function` (a name: "scan", "step"), unless it is its first."""
+        t0 = self._clock()
+        yield
+        elapsed = self._clock() - t0
+        if function in self._compiled:
+            self.seconds += elapsed
+        self._compiled.add(function)
+
+    def spent(self) -> bool:
+        return self.limit is not None and self.seconds >= self.limit
 
 
 def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = None,
                        log: Callable[[str], None] = _print, progress: bool = True,
-                       step_hook: Optional[Callable] = None) -> Outcome:
+                       step_hook: Optional[Callable] = None,
+                       clock: Callable[[], float] = time.monotonic) -> Outcome:
     """Train (or resume) the run in `workdir` up to config.train.steps.
 
     demo: use the built-in synthetic dataset (default: when config.data has no source).
     step_hook: tests only -- called as step_hook(state, metrics, step) -> (state, metrics) after
       every chunk (e.g. to inject a NaN).
+    clock: tests only -- the clock the training time of train.minutes is measured with.
     Raises a SpecganError for the user to read: NonFiniteError on a NaN/inf loss (nothing of
     that chunk is saved), RunDirError for a run directory with another config, RunWriteError
     when the OS refuses a write into the run directory, DataError for bad data.
@@ -73,7 +107,7 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
                         "to train further.")
                 return Outcome(step=run.step, state=run.state, workdir=workdir)
             t_start = time.monotonic()
-            outcome = run_loop(run, step_hook)
+            outcome = run_loop(run, step_hook, clock)
     except OSError as e:
         if e.filename is not None and not _inside(e.filename, workdir):
             raise  # not a write into the run directory
@@ -81,6 +115,11 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
     if outcome.stopped_early is not None:
         run.log(f"stopped early at step {outcome.step}: {outcome.stopped_early} (written to "
                 f"{os.path.join(workdir, run_dir_lib.STOPPED)})")
+    elif outcome.budget_reached:
+        run.log(f"time budget reached at step {outcome.step}: "
+                f"{outcome.train_seconds / 60:.2f} minutes of training (train.minutes="
+                f"{config.train.minutes:g}); checkpoint saved. Re-run with a larger "
+                "--train.minutes (or without it) to train further.")
     elif outcome.interrupted is not None:
         run.log(f"stopped by {signal.Signals(outcome.interrupted).name} at step {outcome.step}; "
                 "checkpoint saved. Re-run the same command to resume.")
@@ -90,11 +129,21 @@ def train_and_evaluate(config: Config, workdir: str, *, demo: Optional[bool] = N
     return outcome
 
 
-def run_loop(run: Run, step_hook: Optional[Callable] = None) -> Outcome:
+def run_loop(run: Run, step_hook: Optional[Callable] = None,
+             clock: Callable[[], float] = time.monotonic) -> Outcome:
     """Train from run.step to train.steps: chunks, logging, previews, checkpoints, evaluation.
-    Stops early (after saving) on SIGINT/SIGTERM on any process."""
+    Stops early (after saving) on SIGINT/SIGTERM on any process, or when train.minutes of
+    training are spent."""
     tc = run.config.train
     state, step = run.state, run.step
+    timer = TrainClock(tc.minutes, _saved_train_seconds(run), clock)
+
+    def meta() -> dict:  # saved with each checkpoint
+        return {"key": key_to_json(run.k_train), "train_seconds": timer.seconds}
+
+    if timer.spent():  # a re-run of a run that already used its budget
+        return Outcome(step=step, state=state, workdir=run.workdir, budget_reached=True,
+                       train_seconds=timer.seconds)
     use_scan = tc.loop in ("scan", "auto")
     t_start = time.monotonic()
     rate_from = (step, t_start)  # (step, time) the steps/s of the next log line counts from
@@ -107,7 +156,8 @@ def run_loop(run: Run, step_hook: Optional[Callable] = None) -> Outcome:
     with contextlib.closing(bar), SignalFlag() as flag:
         while step < tc.steps:
             n = _next_boundary(tc, step) - step
-            new_state, metrics = _run_chunk(run, state, n, use_scan)
+            with timer.timing("scan" if use_scan and n == tc.steps_per_call else "step"):
+                new_state, metrics = _run_chunk(run, state, n, use_scan)
             if step_hook is not None:
                 new_state, metrics = step_hook(new_state, metrics, step + n)
             _check_finite(metrics, step, run.ckpt.latest_step())
@@ -120,23 +170,18 @@ def run_loop(run: Run, step_hook: Optional[Callable] = None) -> Outcome:
             bar.set_postfix(d=f"{last_m['d_loss']:.3f}", g=f"{last_m['g_loss']:.3f}",
                             refresh=False)
             if step % tc.log_every == 0 or step == tc.steps:
-                health.observe(last_m)
-                run.metrics_log.write(step, last_m, elapsed=time.monotonic() - t_start)
-                line = _format_line(step, tc.steps, last_m, rate,
-                                    show_p=run.config.diffaug.enabled) + " | " + health.summary()
+                _log_step(run, bar, health, step, last_m, rate, time.monotonic() - t_start)
                 rate_from = (step, now)
-                if run.progress:
-                    bar.write(line)  # above the bar, which keeps its place
-                else:
-                    run.log(line)
             if step % tc.preview_every == 0 or step == tc.steps:
                 run.save_preview(state, step)
             # One decision for all processes (orbax's save and the stop are collective);
             # with one process agree_any returns its arguments.
-            save_now, stop = dist_lib.agree_any(
-                run.ckpt.should_save(step) or step == tc.steps, flag.signum is not None)
+            save_now, stop, spent = dist_lib.agree_any(
+                run.ckpt.should_save(step) or step == tc.steps, flag.signum is not None,
+                timer.spent())
+            save_now = save_now or spent
             if save_now or stop:
-                run.ckpt.save(step, state, {"key": key_to_json(run.k_train)})
+                run.ckpt.save(step, state, meta())
             if run.periodic is not None and step % tc.eval_every == 0:
                 row = run.periodic(state, step)
                 health.observe_eval(row)
@@ -145,14 +190,39 @@ def run_loop(run: Run, step_hook: Optional[Callable] = None) -> Outcome:
                 if should_stop(step, run.periodic.best_step, tc.eval_every,
                                tc.stop_after_no_improvement):
                     if not (save_now or stop):  # the state to resume from is on disk
-                        run.ckpt.save(step, state, {"key": key_to_json(run.k_train)})
+                        run.ckpt.save(step, state, meta())
                     return _stop_early(run, state, step)
             if stop:
                 # A process that got no signal stops because another one did (e.g. a
                 # cluster preempting one host): it reports SIGTERM, the usual such signal.
                 signum = flag.signum if flag.signum is not None else int(signal.SIGTERM)
-                return Outcome(step=step, state=state, interrupted=signum, workdir=run.workdir)
-    return Outcome(step=step, state=state, workdir=run.workdir)
+                return Outcome(step=step, state=state, interrupted=signum, workdir=run.workdir,
+                               train_seconds=timer.seconds)
+            if spent and step < tc.steps:
+                return Outcome(step=step, state=state, workdir=run.workdir, budget_reached=True,
+                               train_seconds=timer.seconds)
+    return Outcome(step=step, state=state, workdir=run.workdir, train_seconds=timer.seconds)
+
+
+def _log_step(run: Run, bar, health: Health, step: int, last_m: dict, rate: float,
+              elapsed: float) -> None:
+    """A log line (above the progress bar, which keeps its place) and a metrics.jsonl row."""
+    health.observe(last_m)
+    run.metrics_log.write(step, last_m, elapsed=elapsed)
+    line = (_format_line(step, run.config.train.steps, last_m, rate,
+                         show_p=run.config.diffaug.enabled) + " | " + health.summary())
+    if run.progress:
+        bar.write(line)
+    else:
+        run.log(line)
+
+
+def _saved_train_seconds(run: Run) -> float:
+    """The training seconds saved with the checkpoint the run resumed from (0 without one, or
+    for a checkpoint written before they were saved)."""
+    if run.step not in run.ckpt.all_steps():
+        return 0.0
+    return float(run.ckpt.read_meta(run.step).get("train_seconds", 0.0))
 
 
 def _stop_early(run: Run, state, step: int) -> Outcome:

@@ -74,14 +74,15 @@ class Run:
 
 
 def load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], None],
-              write: bool = True) -> tuple[Dataset, Moments]:
+              write: bool = True, progress: bool = True) -> tuple[Dataset, Moments]:
     """Dataset (raw units) and Moments (computed once, then read from moments.npz).
     write=False: write neither moments.npz nor labels.json (processes other than 0; every
-    process computes the same moments from the same data)."""
+    process computes the same moments from the same data). progress: the parsing and moments
+    progress bars."""
     if demo:
         dataset = demo_data.demo_dataset(config.train.seed)
     else:
-        dataset = load_dataset(config.data, progress=write)
+        dataset = load_dataset(config.data, progress=progress)
         for path, reason in dataset.skipped:
             log(f"skipped {path}: {reason}")
     n, f_, t_ = dataset.x.shape
@@ -97,7 +98,7 @@ def load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], Non
         moments = Moments.load(mpath)
     else:
         moments = (compute_moments(dataset.x) if demo
-                   else moments_for(dataset, config.data, progress=write))
+                   else moments_for(dataset, config.data, progress=progress))
         if write:
             moments.save(mpath)
     if write and (len(dataset.class_names) > 1 or demo):
@@ -258,7 +259,7 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
     mesh = Mesh(np.asarray(devices), ("data",))
     replicated = NamedSharding(mesh, P())
 
-    dataset, moments = load_data(config, workdir, demo, log, write=is_main)
+    dataset, moments = load_data(config, workdir, demo, log, write=is_main, progress=progress)
     config = with_classes(config, dataset)  # before config.json: n_classes from the data
     config = with_cond_schedule(config, workdir)  # and the transition's steps
     resumed_dir = run_dir_lib.check_or_write_config(
