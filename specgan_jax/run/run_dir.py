@@ -83,8 +83,13 @@ def check_or_write_config(config: Config, workdir: str, resolved: dict,
 
 def default_run_name(config: Config, demo: bool) -> str:
     """runs/<name>: the data folder's name (or 'demo') and a hash of the options that define
-    the run, so the same command finds (and resumes) the same run directory."""
-    d = config_to_dict(config)
+    the run, so the same command finds (and resumes) the same run directory.
+
+    Only options that differ from their defaults enter the hash: a field added in a later
+    version, at its default, leaves the names of existing runs unchanged."""
+    d, defaults = config_to_dict(config), config_to_dict(Config())
+    d = {sec: {k: v for k, v in fields.items() if v != defaults.get(sec, {}).get(k, object())}
+         for sec, fields in d.items()}
     for f in TrainConfig.RUN_CONTROL:
         d["train"].pop(f, None)
     digest = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
