@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from specgan_jax.config import LossConfig, OptimConfig
+from specgan_jax.config.resolve import OPTIMIZER_DEFAULTS, resolved_optimizer  # noqa: F401
 from specgan_jax.engine.small_data import ada_signal
 
 DApply = Callable[[dict, jax.Array], jax.Array]
@@ -126,34 +127,9 @@ def clip_critic(cfg: LossConfig, d_params):
     return jax.tree_util.tree_map(lambda p: jnp.clip(p, -cfg.clip, cfg.clip), d_params)
 
 
-# Original settings per loss: (optimizer, lr, beta1, beta2); train_specgan.py
-OPTIMIZER_DEFAULTS = {
-    "wgan-gp": ("adam", 1e-4, 0.5, 0.9),
-    "dcgan": ("adam", 2e-4, 0.5, 0.999),
-    "lsgan": ("rmsprop", 1e-4, None, None),
-    "wgan": ("rmsprop", 5e-5, None, None),
-}
 RMSPROP_DECAY = 0.9  # tf.train.RMSPropOptimizer default
 RMSPROP_EPS = 1e-10  # tf.train.RMSPropOptimizer default
 ADAM_EPS = 1e-8
-
-
-def resolved_optimizer(loss_cfg: LossConfig, optim_cfg: OptimConfig) -> dict:
-    """The optimizer settings actually used: the config's, else the original's for the loss."""
-    name, lr, b1, b2 = OPTIMIZER_DEFAULTS[loss_cfg.loss]
-    name = optim_cfg.optimizer or name
-    if name == "adam":
-        b1 = optim_cfg.beta1 if optim_cfg.beta1 is not None else (b1 if b1 is not None else 0.9)
-        b2 = optim_cfg.beta2 if optim_cfg.beta2 is not None else (b2 if b2 is not None else 0.999)
-    else:
-        b1 = b2 = None
-    return {
-        "optimizer": name,
-        "g_lr": optim_cfg.g_lr if optim_cfg.g_lr is not None else lr,
-        "d_lr": optim_cfg.d_lr if optim_cfg.d_lr is not None else lr,
-        "beta1": b1,
-        "beta2": b2,
-    }
 
 
 def make_optimizers(loss_cfg: LossConfig, optim_cfg: OptimConfig):
