@@ -2,9 +2,10 @@
 
 `config_from_dict` builds a Config (or any dataclass of dataclass sections) from a nested dict,
 naming the source file and the key in every error; unknown sections and fields are errors, so
-a typo is never silently ignored. A run's config.json may also hold a top-level "resolved"
-object, which records what options such as `model.conv_impl=auto` resolved to on the machine
-that wrote it (docs/run-directory.md); it is information for a reader and is not read back.
+a typo is never silently ignored. A run's config.json holds the resolved Config
+(specgan_jax.config.resolve); one written by an older version (or by scripts/import_torch.py)
+may also hold a top-level "resolved" object, recording what `model.conv_impl=auto` resolved to
+on the machine that wrote it: information for a reader, never read back.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Literal, Union
 
 from specgan_jax.errors import ConfigError
 
-RESOLVED_KEY = "resolved"  # config.json: what "auto" options resolved to (never read back)
+RESOLVED_KEY = "resolved"  # older config.json: what conv_impl=auto became (never read back)
 
 
 def type_hints(cls: type) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import numpy as np
 
 from specgan_jax.config import Config, ModelConfig, TrainConfig
 from specgan_jax.data.moments import compute_moments
-from specgan_jax.engine.models import resolve_impl
 from specgan_jax.engine.sampling import run_keys
 from specgan_jax.engine.step import create_train_state
 from specgan_jax.run import run_dir as run_dir_lib
@@ -62,8 +61,7 @@ def write_conditional_run(workdir, class_names, x=None, *, dim: int = 4, seed: i
     config = Config(model=ModelConfig(dim=dim, conditional=True, n_classes=len(class_names),
                                       use_batchnorm=use_batchnorm),
                     train=dataclasses.replace(TrainConfig(), seed=seed, batch_size=4))
-    run_dir_lib.check_or_write_config(config, workdir,
-                                      {"model.conv_impl": resolve_impl(config.model)})
+    run_dir_lib.check_or_write_config(config, workdir)
     if x is None:
         rng = np.random.default_rng(seed)
         x = -6.0 + 0.03 * np.arange(128)[:, None] + rng.normal(0, 0.5, (8, 128, 128))

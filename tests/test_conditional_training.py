@@ -13,9 +13,9 @@ import pytest
 
 from specgan_jax.cli import train as train_cli
 from specgan_jax.config import Config, LossConfig, ModelConfig, OptimConfig
+from specgan_jax.config.resolve import DataSummary, Platform, resolve
 from specgan_jax.config_json import config_json_text
 from specgan_jax.data import sampler as sampler_lib
-from specgan_jax.data.cache import Dataset
 from specgan_jax.data.moments import Moments
 from specgan_jax.engine.models import Discriminator, Generator, init_models
 from specgan_jax.engine.small_data import cond_scale
@@ -85,12 +85,15 @@ def test_fake_class_probs_follow_the_trained_examples_or_uniform():
     assert setup_lib.fake_class_probs(Config(), labels, np.array([], int)) is None
 
 
-def test_with_classes_fills_n_classes_from_the_data():
-    ds = Dataset(x=np.zeros((3, 128, 128)), labels=np.array([0, 1, 1]), paths=["a", "b", "c"],
-                 class_names=["cat", "dog"], skipped=[])
-    cfg = setup_lib.with_classes(Config(model=ModelConfig(conditional=True)), ds)
+CPU1 = Platform("cpu", 1)
+
+
+def test_resolve_fills_n_classes_from_the_data():
+    data = DataSummary.from_labels(["cat", "dog"], [0, 1, 1])
+    assert data.counts == (1, 2)
+    cfg = resolve(Config(model=ModelConfig(conditional=True)), data, platform=CPU1)
     assert cfg.model.n_classes == 2
-    assert setup_lib.with_classes(Config(), ds) == Config()  # unconditional: unchanged
+    assert resolve(Config(), data, platform=CPU1).model.n_classes == 0  # unconditional
 
 
 def test_cond_schedule_default_is_fixed_from_the_steps_when_a_run_starts(tmp_path):
@@ -98,7 +101,7 @@ def test_cond_schedule_default_is_fixed_from_the_steps_when_a_run_starts(tmp_pat
     the measured setting), 0 for an unconditional one, explicit numbers kept, and a resumed
     run keeps what its config.json says even when --steps grows."""
     def fixed(cfg, workdir=tmp_path / "new"):
-        lc = setup_lib.with_cond_schedule(cfg, str(workdir)).loss
+        lc = resolve(cfg, None, setup_lib.saved_config(str(workdir)), CPU1).loss
         return lc.cond_start, lc.cond_ramp
 
     cond = Config(model=ModelConfig(conditional=True, n_classes=2))
@@ -110,7 +113,7 @@ def test_cond_schedule_default_is_fixed_from_the_steps_when_a_run_starts(tmp_pat
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(config_json_text(
-        setup_lib.with_cond_schedule(steps(cond, 800), str(run))))
+        resolve(steps(cond, 800), None, setup_lib.saved_config(str(run)), CPU1)))
     assert fixed(steps(cond, 4000), run) == (300, 200)
 
 

@@ -59,10 +59,13 @@ def test_run_directory_layout(run4):
     assert {"config.json", "moments.npz", "labels.json", "checkpoints", "previews",
             "metrics.jsonl"} <= names
     saved = json.loads((run4 / "config.json").read_text())
-    # what conv_impl=auto resolved to on this machine (one CPU device: hybrid)
-    assert saved.pop("resolved") == {"model.conv_impl": resolve_impl(ModelConfig(dim=4))}
+    # the resolved config: conv_impl=auto as it resolved on this machine (one CPU device:
+    # hybrid), the optimizer's defaults for wgan-gp, nothing left auto
+    assert "resolved" not in saved
     cfg = config_from_dict(Config, saved)
-    assert cfg.model.dim == 4 and cfg.train.steps == 4 and cfg.model.conv_impl == "auto"
+    assert cfg.model.dim == 4 and cfg.train.steps == 4
+    assert cfg.model.conv_impl == resolve_impl(ModelConfig(dim=4)) != "auto"
+    assert (cfg.optim.optimizer, cfg.optim.g_lr, cfg.optim.beta2) == ("adam", 1e-4, 0.9)
     assert json.loads((run4 / "labels.json").read_text())["class_names"] == ["cat", "dog"]
     assert sorted(os.listdir(run4 / "checkpoints")) == ["2", "4"]
     assert {"reals.png", "fakes_000002.png", "fakes_000004.png"} <= set(

@@ -16,11 +16,13 @@ from typing import Optional
 from specgan_jax.cli import flags
 from specgan_jax.config import (CONDITIONAL_DEMO_PRESET, DEMO_PRESET, PRESETS, Config,
                                 LaunchConfig)
+from specgan_jax.config.resolve import Platform, check_options, resolve
 from specgan_jax.config_json import config_from_dict, config_json_text, load_config_json, merge
 from specgan_jax.errors import ConfigError, SpecganError
 from specgan_jax.run.run_dir import default_run_name
 from specgan_jax.training import distributed as dist_lib
 from specgan_jax.training.loop import train_and_evaluate
+from specgan_jax.training.setup import data_summary, saved_config
 from specgan_jax.training.signals import EXIT_SIGNAL_BASE
 
 _print = functools.partial(print, flush=True)  # lines interleave correctly with tqdm's stderr
@@ -83,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkpoint + early stopping, for a few hundred spectrograms (README, "
                         "'Small data sets'); --config and flags override it")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the resolved config and the run directory, then exit")
+                   help="print the run directory and the resolved config (every auto option "
+                        "settled as training would: n_classes, the conditioning schedule, "
+                        "conv_impl, optimizer), then exit; reads no data file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     flags.add_config_flags(p, Config, ALIASES)
     flags.add_config_flags(p, LaunchConfig, LAUNCH_ALIASES)
@@ -124,6 +128,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         config, demo = resolve_config(args)
         launch = resolve_launch(args)
+        check_options(config)  # mistakes across sections, before any data is read
     except ConfigError as e:
         parser.error(str(e))
     try:
@@ -146,6 +151,10 @@ def _run(args: argparse.Namespace, config: Config, demo: bool, launch: LaunchCon
             f"spectrograms, a small model (dim {config.model.dim}, batch "
             f"{config.train.batch_size}, {config.train.steps} steps).")
     say(f"Run directory: {os.path.abspath(workdir)}")
+    # The config training computes with (and config.json records), from the data's classes
+    # (listed, not parsed) and the devices; training resolves it again from the loaded data.
+    config = resolve(config, data_summary(config, demo) if config.model.conditional else None,
+                     saved_config(workdir), Platform.detect())
     if args.dry_run:
         print(config_json_text(config), end="")
         return 0

@@ -27,6 +27,7 @@ import optax
 from jax import lax
 
 from specgan_jax.config import LossConfig, OptimConfig
+from specgan_jax.config.resolve import OPTIMIZER_DEFAULTS, resolved_optimizer  # noqa: F401
 from specgan_jax.engine.small_data import ada_signal
 
 DApply = Callable[[dict, jax.Array], jax.Array]
@@ -215,45 +216,9 @@ def clip_critic(cfg: LossConfig, d_params):
     return jax.tree_util.tree_map(lambda p: jnp.clip(p, -cfg.clip, cfg.clip), d_params)
 
 
-# Settings per loss: (optimizer, g_lr, d_lr, beta1, beta2). The original's (train_specgan.py)
-# for its four losses.
-# ns-r1: StyleGAN2's Adam betas (0, 0.99). Its lr 0.002 is for equalized-lr layers (unit-scale
-# weights, rescaled by 1/sqrt(fan_in) in the forward), where Adam's steps of ~lr are relative
-# steps of ~lr; with this model's standard parametrisation (weights ~ 1/sqrt(fan_in) = 0.025 for
-# a 5x5x64 kernel) the original's 1e-4 is a relative step of 0.004, the same order (and
-# Mescheder et al.'s lr).
-# hinge: TTUR (Heusel et al. 2017) as SAGAN (Zhang et al. 2019) uses it with the hinge loss:
-# d_lr = 4 g_lr = 4e-4, Adam betas (0, 0.9).
-OPTIMIZER_DEFAULTS = {
-    "wgan-gp": ("adam", 1e-4, 1e-4, 0.5, 0.9),
-    "dcgan": ("adam", 2e-4, 2e-4, 0.5, 0.999),
-    "lsgan": ("rmsprop", 1e-4, 1e-4, None, None),
-    "wgan": ("rmsprop", 5e-5, 5e-5, None, None),
-    "ns-r1": ("adam", 1e-4, 1e-4, 0.0, 0.99),
-    "hinge": ("adam", 1e-4, 4e-4, 0.0, 0.9),
-}
 RMSPROP_DECAY = 0.9  # tf.train.RMSPropOptimizer default
 RMSPROP_EPS = 1e-10  # tf.train.RMSPropOptimizer default
 ADAM_EPS = 1e-8
-
-
-def resolved_optimizer(loss_cfg: LossConfig, optim_cfg: OptimConfig) -> dict:
-    """The optimizer settings actually used: the config's, else OPTIMIZER_DEFAULTS's for the
-    loss (the original's for its four losses). Each option given explicitly wins on its own."""
-    name, g_lr, d_lr, b1, b2 = OPTIMIZER_DEFAULTS[loss_cfg.loss]
-    name = optim_cfg.optimizer or name
-    if name == "adam":
-        b1 = optim_cfg.beta1 if optim_cfg.beta1 is not None else (b1 if b1 is not None else 0.9)
-        b2 = optim_cfg.beta2 if optim_cfg.beta2 is not None else (b2 if b2 is not None else 0.999)
-    else:
-        b1 = b2 = None
-    return {
-        "optimizer": name,
-        "g_lr": optim_cfg.g_lr if optim_cfg.g_lr is not None else g_lr,
-        "d_lr": optim_cfg.d_lr if optim_cfg.d_lr is not None else d_lr,
-        "beta1": b1,
-        "beta2": b2,
-    }
 
 
 def make_optimizers(loss_cfg: LossConfig, optim_cfg: OptimConfig):

@@ -24,6 +24,7 @@ from jax import lax
 
 from specgan_jax.config import ModelConfig
 from specgan_jax.config.model import needs_classes_message
+from specgan_jax.config.resolve import Platform, auto_conv_impl
 from specgan_jax.engine.layers import BatchNorm, DownConv, UpConv, bias_init, kernel_init
 
 # 128x128 output: the 4x4 seed is upsampled 5 times by 2.
@@ -32,16 +33,9 @@ _SEED = 4
 
 
 def resolve_impl(cfg: ModelConfig) -> str:
-    """The convolution implementation actually used: "auto" -> "hybrid" on CPU, "phase"
-    elsewhere (see ModelConfig.conv_impl)."""
-    if cfg.conv_impl != "auto":
-        return cfg.conv_impl
-    if cfg.kernel_len != 5:  # the phase rewrite is derived for 5 taps
-        return "xla"
-    # "hybrid" only on a single CPU device: sharded over several devices its gradients were
-    # measured wrong (see make_train_fns); "phase" is the multi-device and accelerator default.
-    single_cpu = jax.default_backend() == "cpu" and jax.device_count() == 1
-    return "hybrid" if single_cpu else "phase"
+    """The convolution implementation actually used: cfg.conv_impl once resolved
+    (specgan_jax.config.resolve), else "auto" decided for this process's platform."""
+    return auto_conv_impl(cfg, Platform.detect())
 
 
 def compute_dtype(cfg: ModelConfig):

@@ -1,7 +1,7 @@
 """A run directory: the names of its artefacts, its config.json, and its trained generator.
 
-    config.json     the resolved Config (what `--config` reads back), plus "resolved": what
-                    options such as model.conv_impl=auto resolved to
+    config.json     the resolved Config (specgan_jax.config.resolve: no auto / None option
+                    left), what `--config` reads back
     moments.npz     per-frequency moments; with config.json and a checkpoint, rebuilds G
     labels.json     class names by label index (when the data has classes)
     checkpoints/    orbax CheckpointManager steps (specgan_jax.run.checkpoint)
@@ -29,6 +29,7 @@ import numpy as np
 
 from specgan_jax import atomic
 from specgan_jax.config import Config, TrainConfig
+from specgan_jax.config.resolve import resolve_saved
 from specgan_jax.config_json import (config_from_dict, config_json_text, config_to_dict, diff,
                                      load_config_json)
 from specgan_jax.data.moments import Moments
@@ -57,27 +58,32 @@ def load_run_config(workdir: str) -> Config:
     return config_from_dict(Config, load_config_json(path), source=path)
 
 
-def check_or_write_config(config: Config, workdir: str, resolved: dict,
-                          write: bool = True) -> bool:
-    """Write config.json for a new run; for an existing one require equal non-run-control
-    fields, then rewrite it (run-control fields may have changed, and `resolved` says what
-    this invocation computes with). Returns True if config.json existed (a resume).
+# Fields that may differ between a run directory's config.json and a resumed invocation: the
+# run-control fields, and the convolution implementation (the platform's choice under "auto":
+# the parameters and the numbers are the same either way), so a run resumes on other devices.
+RESUME_MAY_CHANGE = {"train": TrainConfig.RUN_CONTROL, "model": ("conv_impl",)}
+
+
+def check_or_write_config(config: Config, workdir: str, write: bool = True) -> bool:
+    """Write config.json (the resolved `config`, specgan_jax.config.resolve) for a new run; for
+    an existing one require equal fields but RESUME_MAY_CHANGE (an older config.json's auto /
+    None options compared as they resolved), then rewrite it (run-control fields may have
+    changed). Returns True if config.json existed (a resume).
     write=False (the processes other than 0 of a multi-host run): check only."""
     path = os.path.join(workdir, CONFIG)
     existed = os.path.exists(path)
     if existed:
-        saved = config_to_dict(load_run_config(workdir))
-        differences = diff(saved, config_to_dict(config),
-                           ignore={"train": TrainConfig.RUN_CONTROL})
+        saved = config_to_dict(resolve_saved(load_run_config(workdir)))
+        differences = diff(saved, config_to_dict(config), ignore=RESUME_MAY_CHANGE)
         if differences:
+            may = [f"{sec}.{f}" for sec, names in RESUME_MAY_CHANGE.items() for f in names]
             raise RunDirError(
                 f"{workdir} holds a run with a different config; resuming needs the same "
-                f"options (only {', '.join('train.' + f for f in TrainConfig.RUN_CONTROL)} may "
-                "change).\n  saved config.json != this invocation:\n    "
-                + "\n    ".join(differences)
+                f"options (only {', '.join(may)} may change).\n  saved config.json != this "
+                "invocation:\n    " + "\n    ".join(differences)
                 + f"\n  Use another --workdir, or pass --config {path} to continue it.")
     if write:
-        atomic.write_text(path, config_json_text(config, resolved))
+        atomic.write_text(path, config_json_text(config))
     return existed
 
 

@@ -19,17 +19,19 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from specgan_jax.config import Config
+from specgan_jax.config.resolve import (DataSummary, Platform, check_options, check_platform,
+                                        resolve)
 from specgan_jax.data import demo as demo_data
 from specgan_jax.data import sampler as sampler_lib
 from specgan_jax.data.cache import Dataset, load_dataset
+from specgan_jax.data.csv import discover
 from specgan_jax.data.moments import Moments, compute_moments, moments_for
 from specgan_jax.data.normalize import denormalize
 from specgan_jax.engine.compile import jit
-from specgan_jax.engine.models import SPATIAL, resolve_impl
+from specgan_jax.engine.models import SPATIAL
 from specgan_jax.engine.sampling import generate_batched, make_generate_fn, run_keys
 from specgan_jax.engine.small_data import gain_scale_from_std
-from specgan_jax.engine.step import (TrainFns, batch_divisibility_message, create_train_state,
-                                     make_train_fns, sample_latents)
+from specgan_jax.engine.step import TrainFns, create_train_state, make_train_fns, sample_latents
 from specgan_jax.errors import CheckpointError, ConfigError, RunDirError
 from specgan_jax.evaluation.periodic import PeriodicEval
 from specgan_jax.run import preview as preview_lib
@@ -106,43 +108,21 @@ def load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], Non
     return dataset, moments
 
 
-def with_classes(config: Config, dataset: Dataset) -> Config:
-    """config with model.n_classes taken from the data for a conditional model (an error when
-    the data has fewer than 2 classes, or another number than --model.n_classes)."""
-    if not config.model.conditional:
-        return config
-    k = len(dataset.class_names)
-    if k < 2:
-        raise ConfigError(
-            f"model.conditional: the data has {k} class, and a conditional model learns one "
-            "generator for several classes. Give --data a folder with one subfolder per class "
-            "(e.g. data/type_1/*.csv, data/type_3/*.csv), or train without --model.conditional")
-    if config.model.n_classes not in (0, k):
-        raise ConfigError(f"model.n_classes={config.model.n_classes}, but the data has {k} "
-                          f"classes ({', '.join(dataset.class_names)})")
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, n_classes=k))
+def data_summary(config: Config, demo: bool) -> DataSummary:
+    """The data's class names and files per class, without parsing a CSV (the demo's from its
+    constants): what resolving a conditional config needs, cheap enough for --dry-run."""
+    if demo:
+        return DataSummary(tuple(demo_data.CLASS_NAMES),
+                           (demo_data.DEMO_N_PER_CLASS,) * len(demo_data.CLASS_NAMES))
+    _, labels, class_names = discover(config.data)
+    return DataSummary.from_labels(class_names, labels)
 
 
-def with_cond_schedule(config: Config, workdir: str) -> Config:
-    """config with loss.cond_start / loss.cond_ramp fixed where they are None (auto): for a
-    conditional model, fractions of train.steps (LossConfig.COND_START_FRACTION, ...), for any
-    other 0. A resumed run keeps what its config.json fixed when it started, so that raising
-    --steps on resume does not move the schedule."""
-    lc = config.loss
-    if lc.cond_start is not None and lc.cond_ramp is not None:
-        return config
+def saved_config(workdir: str) -> Optional[Config]:
+    """The run directory's config.json (a resume), or None for a new run."""
     if os.path.exists(os.path.join(workdir, run_dir_lib.CONFIG)):
-        saved = run_dir_lib.load_run_config(workdir).loss  # (None in runs from before them)
-        start, ramp = saved.cond_start, saved.cond_ramp
-    elif config.model.conditional:
-        steps = config.train.steps
-        start = round(lc.COND_START_FRACTION * steps)
-        ramp = round(lc.COND_RAMP_FRACTION * steps)
-    else:
-        start = ramp = 0
-    return dataclasses.replace(config, loss=dataclasses.replace(
-        lc, cond_start=start if lc.cond_start is None else lc.cond_start,
-        cond_ramp=ramp if lc.cond_ramp is None else lc.cond_ramp))
+        return run_dir_lib.load_run_config(workdir)
+    return None
 
 
 def fake_class_probs(config: Config, labels: np.ndarray, heldout: np.ndarray
@@ -245,11 +225,10 @@ def _class_preview_fn(config: Config, folder: str, dataset: Dataset, moments: Mo
 def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo: bool,
               log: Callable[[str], None], progress: bool) -> Run:
     """Prepare (or resume) the run in `workdir`; resources are closed by `stack`."""
-    tc = config.train
     devices = jax.devices()  # every device of every process (after jax.distributed.initialize)
-    if tc.batch_size % len(devices):
-        raise ConfigError(batch_divisibility_message(
-            tc.batch_size, len(devices), what="train.batch_size (--batch-size)"))
+    platform = Platform(devices[0].platform, len(devices))
+    check_options(config)  # before any data is read
+    check_platform(config, platform)
     is_main = dist_lib.is_main_process()
     if not is_main:  # one process speaks and writes; the others compute alongside it
         log, progress = (lambda _: None), False
@@ -260,10 +239,10 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
     replicated = NamedSharding(mesh, P())
 
     dataset, moments = load_data(config, workdir, demo, log, write=is_main, progress=progress)
-    config = with_classes(config, dataset)  # before config.json: n_classes from the data
-    config = with_cond_schedule(config, workdir)  # and the transition's steps
-    resumed_dir = run_dir_lib.check_or_write_config(
-        config, workdir, {"model.conv_impl": resolve_impl(config.model)}, write=is_main)
+    config = resolve(config, DataSummary.from_labels(dataset.class_names, dataset.labels),
+                     saved_config(workdir), platform)
+    tc = config.train
+    resumed_dir = run_dir_lib.check_or_write_config(config, workdir, write=is_main)
     for sub in (run_dir_lib.CHECKPOINTS, run_dir_lib.PREVIEWS):
         os.makedirs(os.path.join(workdir, sub), exist_ok=True)
     n = dataset.x.shape[0]
