@@ -129,8 +129,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         config, demo = resolve_config(args)
         launch = resolve_launch(args)
         check_options(config)  # mistakes across sections, before any data is read
-    except ConfigError as e:
-        parser.error(str(e))
+    except ConfigError as e:  # one line, as every user error (not argparse's usage text)
+        print(f"error: {e}", file=sys.stderr)
+        return flags.finish(2, argv)
     try:
         return flags.finish(_run(args, config, demo, launch), argv)
     except SpecganError as e:
