@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "flags override it")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="small-data: generator EMA + periodic evaluation keeping the best "
-                        "checkpoint + early stopping, for a few hundred spectrograms (README, "
-                        "'Small data sets'); --config and flags override it")
+                        "checkpoint + early stopping, for a few hundred spectrograms "
+                        "(docs/small-data.md); --config and flags override it")
     p.add_argument("--dry-run", action="store_true",
                    help="print the run directory and the resolved config (every auto option "
                         "settled as training would: n_classes, the conditioning schedule, "

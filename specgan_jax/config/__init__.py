@@ -51,12 +51,12 @@ DEMO_PRESET = {
 
 # The conditional demo (`--model.conditional`, no data) on top of DEMO_PRESET: with the
 # transition's default fractions of these steps (unconditional to step 300, conditioned from
-# step 500), the measured setting under which its classes separated (README, "One model for
-# all classes"); 480 steps would end the unconditional phase before its early collapse does.
+# step 500), the measured setting under which its classes separated (docs/conditional.md);
+# 480 steps would end the unconditional phase before its early collapse does.
 CONDITIONAL_DEMO_PRESET = {"train": {"steps": 800}}
 
-# `--preset small-data`: what the measurements on small data sets kept (README, "Small data
-# sets"): the generator EMA (on by default anyway), periodic evaluation keeping the best
+# `--preset small-data`: what the measurements on small data sets kept (docs/small-data.md):
+# the generator EMA (on by default anyway), periodic evaluation keeping the best
 # checkpoint, and early stopping. DiffAugment and ADA made samples worse there, so they stay
 # options. On top of the defaults (or the demo preset), under --config files and flags.
 SMALL_DATA_PRESET = {

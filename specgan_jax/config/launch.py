@@ -11,7 +11,7 @@ class DistributedConfig:
     """Multi-host training: one process per host, joined by jax.distributed.initialize().
 
     With `enabled`, jax.distributed.initialize() runs before any other JAX call and the
-    training mesh spans every process's devices (README, "Multi-device and multi-host").
+    training mesh spans every process's devices (docs/multi-device.md).
     Start the same command once per process (host). A field left unset here comes from the
     environment: JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID; whatever is still
     unset JAX detects on clusters it knows (Slurm, Open MPI, Cloud TPU, Kubernetes).

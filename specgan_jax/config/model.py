@@ -28,7 +28,7 @@ class ModelConfig:
     #   "xla":   lax.conv_general_dilated with lhs dilation / window strides (the textbook form);
     #   "phase": sub-pixel decomposition: a 3x3 stride-1 conv to 4x channels + depth-to-space for
     #            G, space-to-depth + 3x3 stride-1 conv for D. No dilated convolutions at all,
-    #            which XLA:CPU lowers to slow generic code (README, "Performance").
+    #            which XLA:CPU lowers to slow generic code (docs/performance.md).
     #   "hybrid": D's strided convs run natively, with custom VJPs that keep every derivative
     #            (the GP's double backward included) off the dilated path; G as "phase".
     #   "auto":  the fastest measured on the platform: "hybrid" on one CPU device, "phase" on
@@ -108,8 +108,8 @@ class LossConfig:
     # (its class code) and D (the projection) are scaled by
     # lam = clip((step - cond_start) / cond_ramp, 0, 1): the model trains unconditionally until
     # generator step cond_start, then the conditioning fades in over cond_ramp steps. On small
-    # data a model conditioned from the start collapsed within each class (README, "One model
-    # for all classes"). 0 and 0: conditioned from the first step. None (auto): scripts/train.py
+    # data a model conditioned from the start collapsed within each class
+    # (docs/conditional.md). 0 and 0: conditioned from the first step. None (auto): scripts/train.py
     # fixes them when a run starts, for a conditional model COND_START_FRACTION and
     # COND_RAMP_FRACTION of train.steps (the measured 300 and 200 of 800 steps), else 0; the
     # engine on its own reads None as 0.

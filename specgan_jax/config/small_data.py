@@ -1,7 +1,7 @@
 """Beyond the original recipe, for small data sets: an exponential moving average of the
 generator's weights (on by default: it changes nothing about training), differentiable
 augmentation of everything the critic sees, and its adaptive strength (both off by default).
-What each one measured is in the README ("Small data sets")."""
+What each one measured is in docs/small-data.md."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ class TrainConfig:
     # a shorter call, up to a log/preview/checkpoint boundary, runs as separate steps, so the
     # scan compiles once); "python": that many calls of the jitted step, dispatched
     # asynchronously, metrics still fetched once per call; "auto": "scan" (on the CPU it took
-    # 0.9x the time of separate steps: README, "Performance"). Same numbers. Run control.
+    # 0.9x the time of separate steps: docs/performance.md). Same numbers. Run control.
     loop: Literal["auto", "scan", "python"] = "auto"
     log_every: int = 100  # steps between fixed-width log lines and metrics.jsonl rows; run control
     checkpoint_every: int = 5_000  # steps between checkpoints; run control
@@ -95,7 +95,7 @@ class DataConfig:
     """Where the CSV spectrograms are and how to read them (specgan_jax.data).
 
     A CSV is one spectrogram, no header, comma-separated. By default rows = frequency bins
-    (row 0 = lowest) and columns = time frames, 128 x 128 (README, "Your data").
+    (row 0 = lowest) and columns = time frames, 128 x 128 (docs/data.md).
     """
 
     # Folder of *.csv files (one class, named after the folder), or a folder of class
@@ -126,7 +126,7 @@ class DataConfig:
     # Per-frequency std floor, RELATIVE to the median per-frequency std (scale-free, so it
     # works for log and linear units alike): a (nearly) constant bin gets
     # std = std_floor * median(std) instead of ~1e-15, and a warning names the bins
-    # (README, "The seed's bugs, fixed", item 7: the seed's +1e-8 blew such a bin up to 1e15).
+    # (docs/seed-bugs.md, item 7: the seed's +1e-8 blew such a bin up to 1e15).
     std_floor: float = 1e-3
     # Folder of the parsed-data cache (one float32 .npy + JSON manifest per data source);
     # None: $XDG_CACHE_HOME/specgan_jax or ~/.cache/specgan_jax.

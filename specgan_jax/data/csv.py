@@ -1,7 +1,7 @@
 """CSV spectrogram files: discover -> validate -> parse (in parallel).
 
 One CSV file is one spectrogram: no header, comma-separated numbers, by default rows = frequency
-bins (row 0 = lowest) and columns = time frames, 128 x 128 (README, "Your data"). Cached
+bins (row 0 = lowest) and columns = time frames, 128 x 128 (docs/data.md). Cached
 loading of a whole source is specgan_jax.data.cache.load_dataset.
 
 Parsing: np.loadtxt (numpy's C parser) is the fast path (about as fast as pandas' C engine;

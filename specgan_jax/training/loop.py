@@ -5,8 +5,8 @@ under lax.scan); the metrics come back once per chunk. Chunks are cut so they en
 log/preview/checkpoint/eval steps. All randomness is folded from the step number, so a run
 resumed from a checkpoint computes bitwise the same numbers as an uninterrupted one (on CPU).
 
-Devices: data-parallel over every device of every process (README, "Multi-device and
-multi-host"); train.batch_size is the global batch. Every process runs this same loop; process
+Devices: data-parallel over every device of every process (docs/multi-device.md);
+train.batch_size is the global batch. Every process runs this same loop; process
 0 alone writes config.json, moments.npz, labels.json, previews and metrics, and all processes
 take part in orbax's checkpoint saves.
 """
