@@ -56,6 +56,26 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
     heights = [1.4, 1, 1, 1] + ([1] if per_class else []) + [1, 0.8]
     outer = fig.add_gridspec(len(heights), 2, height_ratios=heights, hspace=0.38, wspace=0.2,
                              left=0.06, right=0.965, top=0.955, bottom=0.02)
+    _sample_grids(fig, outer, reals, fakes, n, len(real.held), len(gen), vmin, vmax)
+    _frequency_panels(fig, outer, a, ev.metrics, moments)
+    _distance_panels(fig, outer, a, ev.metrics)
+    _ndb_and_class_panels(fig, outer, a, ev.metrics)
+    if per_class:
+        _per_class_panels(fig, outer, a)
+    _artefact_and_classifier_panels(fig, outer, len(heights) - 2, a, ev.metrics)
+    ax = fig.add_subplot(outer[len(heights) - 1, :])
+    ax.axis("off")
+    lines = summary_table(ev.metrics).split("\n")
+    ax.text(0.0, 1.0, "\n".join(lines), family="monospace", fontsize=9, va="top")
+    ax.text(0.41, 1.0, "\n".join(textwrap.fill(t, 88) for t in notes), fontsize=8, va="top")
+    fig.suptitle(title, fontsize=11)
+    return atomic.save_figure(fig, path)
+
+
+
+def _sample_grids(fig, outer, reals, fakes, n: int, n_real: int, n_gen: int, vmin,
+                  vmax) -> None:
+    """Row 0: n real (held-out) and n generated spectrograms side by side, one colour scale."""
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     im = None
@@ -71,7 +91,7 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
             else:
                 ax.axis("off")
             if i == 0:
-                ax.set_title(f"{name}: {n} of {len(real.held) if side == 0 else len(gen)} "
+                ax.set_title(f"{name}: {n} of {n_real if side == 0 else n_gen} "
                              "(frequency up, time right)", fontsize=10, loc="left")
     if im is not None:
         cax = fig.add_axes([0.972, 0.8, 0.008, 0.13])
@@ -79,6 +99,10 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
         cb.ax.tick_params(labelsize=7)
         cb.set_label("input units", fontsize=7)
 
+
+
+def _frequency_panels(fig, outer, a: dict, metrics: dict, moments) -> None:
+    """Row 1: per-frequency mean and std curves of the reference, held-out and generated sets."""
     f = np.arange(len(a["gen_mean"]))
     unit = "log units" if moments.log_transform else "input units"
     for side, stat in enumerate(("mean", "std")):
@@ -86,13 +110,17 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
         ax.plot(f, a[f"ref_{stat}"], color="0.6", lw=1, label="real reference")
         ax.plot(f, a[f"held_{stat}"], color="k", lw=1.3, label="real held-out")
         ax.plot(f, a[f"gen_{stat}"], color="tab:red", lw=1.3, label="generated")
-        v = ev.metrics[f"{stat}_rms"]
+        v = metrics[f"{stat}_rms"]
         ax.set_title(f"per-frequency {stat} ({unit}); RMS error vs held-out: generated "
                      f"{v['generated']:.3g}, real reference {v['real_baseline']:.3g}", fontsize=9)
         ax.set_xlabel("frequency bin (CSV row)", fontsize=8)
         ax.legend(fontsize=7)
         ax.tick_params(labelsize=7)
 
+
+
+def _distance_panels(fig, outer, a: dict, metrics: dict) -> None:
+    """Row 2: nearest-neighbour distance histograms, and the memorisation ratio's."""
     ax = fig.add_subplot(outer[2, 0])
     hi = max(a["gen_nn"].max(), a["held_nn"].max(), a["gen_self"].max(), a["held_self"].max())
     bins = np.linspace(0, hi * 1.05, 40)
@@ -113,7 +141,7 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
     ax.hist(np.minimum(a["held_ratio"], rb[-1]), rb, alpha=0.5, color="k", label="held-out")
     ax.hist(np.minimum(a["gen_ratio"], rb[-1]), rb, alpha=0.5, color="tab:red",
             label="generated")
-    mem = ev.metrics["memorization"]
+    mem = metrics["memorization"]
     ax.axvline(mem["ratio_threshold"], color="tab:blue", lw=1,
                label=f"threshold ({MEMORIZATION_QUANTILE:g}th percentile of held-out)")
     ax.set_title(f"memorisation: d(x, nearest reference) / d(x, nearest held-out)\nbelow the "
@@ -122,6 +150,10 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
     ax.legend(fontsize=7)
     ax.tick_params(labelsize=7)
 
+
+
+def _ndb_and_class_panels(fig, outer, a: dict, metrics: dict) -> None:
+    """Row 3: NDB bin proportions, and the class distribution (when the data has classes)."""
     ax = fig.add_subplot(outer[3, 0])
     k = len(a["ndb_ref"])
     x = np.arange(k)
@@ -130,7 +162,7 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
     ax.bar(x + 0.27, a["ndb_gen"], 0.27, color="tab:red", label="generated")
     for j in np.flatnonzero(a["ndb_different"]):
         ax.text(j + 0.27, a["ndb_gen"][j], "*", ha="center", va="bottom", color="tab:red")
-    nd = ev.metrics["ndb"]
+    nd = metrics["ndb"]
     ax.set_title(f"NDB bins (k-means of the reference split): {nd['generated']}/{k} differ "
                  f"(*), real baseline {nd['real_baseline']}/{k}", fontsize=9)
     ax.set_xlabel("bin", fontsize=8)
@@ -155,16 +187,6 @@ def save_report(path: str, ev: Evaluation, real: RealSplits, gen: np.ndarray, mo
                 ha="center", va="center", fontsize=9)
     ax.tick_params(labelsize=7)
 
-    if per_class:
-        _per_class_panels(fig, outer, a)
-    _artefact_and_classifier_panels(fig, outer, len(heights) - 2, a, ev.metrics)
-    ax = fig.add_subplot(outer[len(heights) - 1, :])
-    ax.axis("off")
-    lines = summary_table(ev.metrics).split("\n")
-    ax.text(0.0, 1.0, "\n".join(lines), family="monospace", fontsize=9, va="top")
-    ax.text(0.41, 1.0, "\n".join(textwrap.fill(t, 88) for t in notes), fontsize=8, va="top")
-    fig.suptitle(title, fontsize=11)
-    return atomic.save_figure(fig, path)
 
 
 def _per_class_panels(fig, outer, a: dict) -> None:
