@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from specgan_jax.config import LossConfig, OptimConfig
-from specgan_jax.engine.small_data import ada_signal
+from specgan_jax.engine.diffaug import ada_signal
 
 DApply = Callable[[dict, jax.Array], jax.Array]
 
@@ -66,7 +66,7 @@ def d_loss(cfg: LossConfig, d_apply: DApply, d_params, real, fake, alpha, label_
     y_real, y_fake [B]: the classes of real and fake for a conditional critic (None for an
     unconditional one). The gradient penalty's interpolates keep the real example's class.
 
-    Returns (loss, aux) with aux = {gp, wasserstein, ada_rt (small_data.ada_signal)}. `fake` must already be
+    Returns (loss, aux) with aux = {gp, wasserstein, ada_rt (diffaug.ada_signal)}. `fake` must already be
     stop-gradient'ed by the caller when only D is trained.
     """
     if (y_real is None) != (y_fake is None):

@@ -39,7 +39,8 @@ def resolve_impl(cfg: ModelConfig) -> str:
     if cfg.kernel_len != 5:  # the phase rewrite is derived for 5 taps
         return "xla"
     # "hybrid" only on a single CPU device: sharded over several devices its gradients were
-    # measured wrong (see make_train_fns); "phase" is the multi-device and accelerator default.
+    # measured wrong (see engine.spec._check_mesh); "phase" is the multi-device and
+    # accelerator default.
     single_cpu = jax.default_backend() == "cpu" and jax.device_count() == 1
     return "hybrid" if single_cpu else "phase"
 
@@ -234,6 +235,11 @@ def init_models(cfg: ModelConfig, key: jax.Array, batch: int = 1):
                                  train=False)
     d_vars = Discriminator(cfg).init(kd, jnp.zeros((batch, SPATIAL, SPATIAL, 1), jnp.float32), y)
     return dict(g_vars), dict(d_vars)
+
+
+def g_variables(params, batch_stats):
+    """G's variables for `Generator.apply`: batch_stats only when it has batch norm ({})."""
+    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
 
 def param_count(tree) -> int:
