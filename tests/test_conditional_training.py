@@ -18,7 +18,7 @@ from specgan_jax.config_json import config_json_text
 from specgan_jax.data import sampler as sampler_lib
 from specgan_jax.data.moments import Moments
 from specgan_jax.engine.models import Discriminator, Generator, init_models
-from specgan_jax.engine.small_data import cond_scale
+from specgan_jax.engine.conditioning import cond_scale
 from specgan_jax.engine.step import create_train_state, make_train_fns
 from specgan_jax.run.metrics_log import read_metrics
 from specgan_jax.training import setup as setup_lib

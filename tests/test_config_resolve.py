@@ -54,7 +54,7 @@ def test_resolve_settles_every_auto_option_once():
     assert resolve(r, TWO, platform=CPU1) == r  # a resolved config is a fixed point
     # the engine reads the unresolved options as the same values
     from specgan_jax.engine.models import resolve_impl
-    from specgan_jax.engine.small_data import ema_kimg
+    from specgan_jax.engine.ema import ema_kimg
     assert resolve_impl(given.model) == resolve_impl(r.model)
     assert ema_kimg(given.ema, 64) == r.ema.kimg and given.diffaug.target == r.diffaug.ada_target
 

@@ -1,6 +1,7 @@
-"""The small-data remedies (specgan_jax.engine.small_data and their wiring): the generator EMA
-against its closed form, DiffAugment's identity at p = 0, its statistics and gradients, ADA's
-signal and p moving the right way, the training-health summary and early stopping."""
+"""The small-data remedies (specgan_jax.engine.ema, engine.diffaug and their wiring): the
+generator EMA against its closed form, DiffAugment's identity at p = 0, its statistics and
+gradients, ADA's signal and p moving the right way, the training-health summary and early
+stopping."""
 
 import dataclasses
 import json
@@ -16,9 +17,10 @@ from specgan_jax.config import DiffAugConfig, EMAConfig, LossConfig, ModelConfig
 from specgan_jax.data import sampler as sampler_lib
 from specgan_jax.data.moments import Moments
 from specgan_jax.engine.models import Discriminator
-from specgan_jax.engine.small_data import (ada_adjust, ada_heldout_signal, ada_signal,
-                                           batch_spread, diff_augment, ema_beta, ema_kimg,
-                                           gain_scale_from_std)
+from specgan_jax.engine.diffaug import (ada_adjust, ada_heldout_signal, ada_signal,
+                                        diff_augment, gain_scale_from_std)
+from specgan_jax.engine.ema import ema_beta, ema_kimg
+from specgan_jax.engine.metrics import batch_spread
 from specgan_jax.engine.step import create_train_state, make_train_fns
 from specgan_jax.run.run_dir import LoadedRun
 from specgan_jax.training import health as health_lib

@@ -5,7 +5,7 @@ custom fusions, `xla_cpu_experimental_ynn_fusion_type`). At this model's shapes 
 kernel-gradient convolutions of the high-resolution layers at 6-28 GFLOP/s, where XLA's own
 (Eigen) convolutions reach 55-120 and PyTorch's oneDNN 50-90; at 32x32 and 64x64 its forward
 convolutions are slower than Eigen's too. With the YNNPACK fusions off, the whole training step
-takes about 0.6x the time (README, "Performance", has the measurements and the commands).
+takes about 0.6x the time (docs/performance.md has the measurements and the commands).
 
 `jit` is `jax.jit` with those options. They are set per compiled function, not through the
 process-wide XLA_FLAGS, so importing this package changes nothing else in the process. A user

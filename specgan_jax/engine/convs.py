@@ -5,7 +5,7 @@ closed custom VJP: its derivatives of any order are again `conv3x3` / `conv3x3_d
 XLA's canonical layouts (b01f activations, 01io kernels). Autodiff of a plain convolution leaves
 the kernel gradient as (f01b, i01o) and the input gradient with an 01oi kernel; XLA:CPU rewrites
 those to the canonical form in a plain step but not inside a while loop (the scan over steps),
-where they then ran on a slow generic path. See README, "Performance".
+where they then ran on a slow generic path. See docs/performance.md.
 """
 
 from __future__ import annotations

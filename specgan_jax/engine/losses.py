@@ -28,7 +28,7 @@ from jax import lax
 
 from specgan_jax.config import LossConfig, OptimConfig
 from specgan_jax.config.resolve import OPTIMIZER_DEFAULTS, resolved_optimizer  # noqa: F401
-from specgan_jax.engine.small_data import ada_signal
+from specgan_jax.engine.diffaug import ada_signal
 
 DApply = Callable[[dict, jax.Array], jax.Array]
 
@@ -142,7 +142,7 @@ def d_loss(cfg: LossConfig, d_apply: DApply, d_params, real, fake, alpha, label_
     does R1's gradient at the reals. update_index: the critic update's index over the run, read
     by ns-r1 with r1_every > 1 only (r1_weight states the contract); ignored otherwise.
 
-    Returns (loss, aux) with aux = {gp, wasserstein, ada_rt (small_data.ada_signal)}; gp is the
+    Returns (loss, aux) with aux = {gp, wasserstein, ada_rt (diffaug.ada_signal)}; gp is the
     penalty of the loss: WGAN-GP's, or for ns-r1 E||grad_x D(x_real)||^2 unweighted (0 on an
     update that skips it); wasserstein is E D(real) - E D(fake) for every loss. `fake` must
     already be stop-gradient'ed by the caller when only D is trained.

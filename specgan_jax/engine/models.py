@@ -230,5 +230,10 @@ def init_models(cfg: ModelConfig, key: jax.Array, batch: int = 1):
     return dict(g_vars), dict(d_vars)
 
 
+def g_variables(params, batch_stats):
+    """G's variables for `Generator.apply`: batch_stats only when it has batch norm ({})."""
+    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
+
+
 def param_count(tree) -> int:
     return sum(int(x.size) for x in jax.tree_util.tree_leaves(tree))

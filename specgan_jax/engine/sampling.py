@@ -3,6 +3,8 @@
 Seeding: sample i of seed S uses z_i = sample_latents(fold_in(PRNGKey(S), i)), so a (seed, i)
 pair names one spectrogram whatever the number of samples and the batch size are.
 
+Generation runs G in inference mode (`generate`: running BN statistics).
+
 Batching (`map_padded`): a jitted function compiles once per input shape, so every batch has
 exactly `batch_size` rows; the last one is padded with zeros and the padding's outputs are
 dropped. Generation, previews, periodic evaluation and the feature extractors all go through it.
@@ -19,7 +21,20 @@ import numpy as np
 
 from specgan_jax.config import ModelConfig
 from specgan_jax.engine.compile import jit
-from specgan_jax.engine.step import generate, sample_latents
+from specgan_jax.engine.models import Generator, g_variables
+
+
+def sample_latents(key, n: int, latent_dim: int, dist: str = "uniform"):
+    """z [n, latent_dim]: U(-1, 1) as the original, or N(0, 1) as the seed's loop."""
+    if dist == "uniform":
+        return jax.random.uniform(key, (n, latent_dim), jnp.float32, -1.0, 1.0)
+    return jax.random.normal(key, (n, latent_dim), jnp.float32)
+
+
+def generate(model_cfg: ModelConfig, g_params, g_batch_stats, z, y=None):
+    """G(z) (G(z, y) for a conditional model; y int32 [B]) in inference mode (running BN
+    statistics): [B, latent] -> [B, 128, 128, 1]."""
+    return Generator(model_cfg).apply(g_variables(g_params, g_batch_stats), z, y, train=False)
 
 
 def run_keys(seed: int):

@@ -196,7 +196,7 @@ def restore_train_state(ckpt: Checkpointer, target, step: Optional[int] = None,
 class LoadedRun:
     """A run directory's generator, ready to sample: config, moments, G variables, step.
 
-    Samples come from the EMA of G's weights (engine.small_data), the trained weights with
+    Samples come from the EMA of G's weights (engine.ema), the trained weights with
     raw=True; a run saved before the EMA existed has only the trained weights.
 
     A class-conditional run (model.conditional) samples G(z, y): `generate` needs a label per

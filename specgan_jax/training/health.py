@@ -6,7 +6,7 @@ Failure modes (thresholds are rules of thumb, named in the message so a reader c
                      by more than half over them: the critic outruns the generator (for a WGAN
                      critic the estimate should level off or fall as G improves);
   mode collapse      the generator's batch diversity (per-pixel std across a batch of fakes,
-                     within classes for a conditional model: engine.small_data.batch_spread)
+                     within classes for a conditional model: engine.metrics.batch_spread)
                      below a quarter of the real batches', or, with periodic evaluation,
                      within-sample diversity nn_self below half the real baseline's;
   constant output    fakes barely vary at all (std of every value < 0.02 in the normalised

@@ -30,8 +30,9 @@ from specgan_jax.data.normalize import denormalize
 from specgan_jax.engine.compile import jit
 from specgan_jax.engine.models import SPATIAL
 from specgan_jax.engine.sampling import generate_batched, make_generate_fn, run_keys
-from specgan_jax.engine.small_data import gain_scale_from_std
-from specgan_jax.engine.step import TrainFns, create_train_state, make_train_fns, sample_latents
+from specgan_jax.engine.diffaug import gain_scale_from_std
+from specgan_jax.engine.sampling import sample_latents
+from specgan_jax.engine.step import TrainFns, create_train_state, make_train_fns
 from specgan_jax.errors import CheckpointError, ConfigError, RunDirError
 from specgan_jax.evaluation.periodic import PeriodicEval
 from specgan_jax.run import preview as preview_lib

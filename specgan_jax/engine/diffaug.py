@@ -1,12 +1,5 @@
-"""Small-data remedies inside the jitted step: generator EMA, DiffAugment for spectrograms,
-ADA's adaptive augmentation strength, and transitional conditioning's schedule (cond_scale,
-LossConfig.cond_start). Pure functions of arrays; the step wires them in.
-
-EMA (Karras et al. 2020, StyleGAN2-ADA training_loop.py):
-    ema_nimg_t = min(1000 kimg, rampup * t * B)        (t = generator steps done before this one)
-    beta_t     = 0.5 ** (B / max(ema_nimg_t, 1e-8))    (half-life: ema_nimg_t images)
-    ema_{t+1}  = params_{t+1} + beta_t (ema_t - params_{t+1})
-At t = 0 with a warm-up, beta = 0: the average starts at the first trained weights.
+"""DiffAugment for spectrograms and ADA's adaptive augmentation strength: pure functions of
+arrays, wired into the critic and generator updates by engine.phases.
 
 DiffAugment (Zhao et al. 2020): the critic only ever sees T(x) for real, fake and the gradient
 penalty's interpolates (taken between T(real) and T(fake): the critic being constrained is the
@@ -34,7 +27,7 @@ midpoint: the logits centred on the midpoint c of the batch's mean real and fake
     r_t = E_real[sign(D(x) - (E D(real) + E D(fake)) / 2)],
 ~ 2 Phi(Delta / (2 sigma)) - 1 for a real/fake gap Delta: how far the critic separates reals
 from fakes in units of its spread on the reals. It needs no held-out data, but a WGAN critic
-separates them on large data sets too (measured: README, "Small data sets"), so it measures
+separates them on large data sets too (measured: docs/small-data.md), so it measures
 the generator's deficit as much as overfitting. ADA's target 0.6.
 (dcgan keeps ADA's boundary 0 for midpoint; lsgan uses 0.5, the midpoint of its targets.)
 """
@@ -47,49 +40,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from specgan_jax.config import DiffAugConfig, EMAConfig, LossConfig
+from specgan_jax.config import DiffAugConfig
 from specgan_jax.data.augment import random_band_mask, shift_time, stretch_time
 
 
-# -- EMA ----------------------------------------------------------------------------------------
-def ema_kimg(cfg: EMAConfig, batch_size: int) -> float:
-    """The half-life in thousands of images: the config's, or StyleGAN2-ADA's auto B * 10 / 32."""
-    return cfg.kimg if cfg.kimg is not None else batch_size * 10 / 32
-
-
-def ema_beta(step, batch_size: int, cfg: EMAConfig):
-    """The decay beta_t for the update after generator step `step` (steps done before it)."""
-    kimg = ema_kimg(cfg, batch_size)
-    if kimg == 0:
-        return jnp.zeros((), jnp.float32)
-    nimg = jnp.float32(kimg * 1000)
-    if cfg.rampup > 0:
-        nimg = jnp.minimum(nimg, jnp.asarray(step, jnp.float32) * batch_size * cfg.rampup)
-    return jnp.power(jnp.float32(0.5), batch_size / jnp.maximum(nimg, 1e-8))
-
-
-def ema_update(ema, params, beta):
-    """params + beta (ema - params), leaf by leaf (torch's p.lerp(p_ema, beta))."""
-    return jax.tree.map(lambda e, p: p + beta * (e - p), ema, params)
-
-
-# -- training health ----------------------------------------------------------------------------
-def batch_spread(x, y=None, n_classes: int = 0):
-    """The batch's diversity: the per-element std across the batch x [B, ...], averaged over
-    elements (what training/health.py compares between fakes and reals). With labels y [B],
-    the spread within classes, sqrt(mean_i (x_i - mean of x_i's class)^2): a conditional
-    generator that gives every sample of a class the same output has 0 here, while the
-    spread of a mixed-class batch would still look healthy."""
-    if y is None:
-        return jnp.mean(jnp.std(x, axis=0))
-    onehot = jax.nn.one_hot(y, n_classes, dtype=x.dtype)  # [B, K]
-    flat = x.reshape(x.shape[0], -1)
-    means = (onehot.T @ flat) / jnp.maximum(onehot.sum(0), 1)[:, None]  # [K, n]
-    resid = flat - onehot @ means
-    return jnp.mean(jnp.sqrt(jnp.mean(jnp.square(resid), axis=0)))
-
-
-# -- DiffAugment --------------------------------------------------------------------------------
 def gain_scale_from_std(std: np.ndarray) -> np.ndarray:
     """[F] normalised-domain shift per unit gain draw: one constant of median(std_f) data units
     added to every bin moves normalised bin f by median(std) / (3 std_f) (normalize.py)."""
@@ -160,13 +114,3 @@ def ada_adjust(p, rt, cfg: DiffAugConfig, batch_size: int):
     clipped to [0, ada_max]; unchanged when r_t equals the target."""
     delta = batch_size * cfg.ada_interval / (cfg.ada_kimg * 1000)
     return jnp.clip(p + jnp.sign(rt - cfg.target) * delta, 0.0, cfg.ada_max)
-
-
-def cond_scale(loss_cfg: LossConfig, step):
-    """Transitional conditioning's scale of the class terms at generator step `step` (the
-    step being taken, 0-based): clip((step - cond_start) / cond_ramp, 0, 1), float32; a step
-    from 0 to 1 at cond_start when cond_ramp is 0 (None reads as 0)."""
-    t = jnp.asarray(step).astype(jnp.float32) - (loss_cfg.cond_start or 0)
-    if not loss_cfg.cond_ramp:
-        return (t >= 0).astype(jnp.float32)
-    return jnp.clip(t / loss_cfg.cond_ramp, 0.0, 1.0)
