@@ -158,3 +158,27 @@ def test_training_step_runs_the_new_losses(loss):
     assert (float(metrics["gp"]) > 0) == (loss == "ns-r1")
     after = jax.tree_util.tree_leaves(state.d_params)
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_lazy_r1_in_the_step_regularises_every_kth_critic_update():
+    """ns-r1 with r1_every 2: the step passes each critic update's index over the run
+    (step * n_critic + j), so with 1 critic update per step the penalty falls on steps 0, 2, ...
+    and not 1, 3, ...; with 2 per step on the first update of every step ("gp" reports the last
+    update's unweighted penalty: 0 then)."""
+    from specgan_jax.config import ModelConfig
+    from specgan_jax.engine.step import create_train_state, make_train_fns
+
+    mc, oc = ModelConfig(dim=4), OptimConfig()
+    data = jax.random.uniform(jax.random.key(9), (8, 128, 128, 1), jnp.float32, -1, 1)
+    pick = lambda d, k, n, b: d[jax.random.randint(k, (n, b), 0, 8)]  # noqa: E731
+    gps = {}
+    for n_critic in (1, 2):
+        lc = LossConfig(loss="ns-r1", n_critic=n_critic, r1_every=2)
+        fns = make_train_fns(mc, lc, oc, 2, pick)
+        state = create_train_state(mc, lc, oc, jax.random.key(0))
+        gps[n_critic] = []
+        for _ in range(3):
+            state, metrics = fns.step(state, data, jax.random.key(1))
+            gps[n_critic].append(float(metrics["gp"]))
+    assert gps[1][0] > 0 and gps[1][1] == 0.0 and gps[1][2] > 0, gps
+    assert gps[2] == [0.0, 0.0, 0.0], gps

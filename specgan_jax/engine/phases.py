@@ -106,7 +106,7 @@ def critic_update(spec: StepSpec, carry, xs, p, d_apply):
         real, fake = augment(spec, real, k_real, p), augment(spec, fake, k_fake, p)
     (loss, aux), grads = jax.value_and_grad(losses.d_loss, argnums=2, has_aux=True)(
         spec.loss, d_apply, d_params, real, fake, xs["alpha"], xs["label_u"],
-        spec.per_example_gp, xs.get("y_real"), xs.get("y_fake"))
+        spec.per_example_gp, xs.get("y_real"), xs.get("y_fake"), xs.get("update_index"))
     _, d_tx = spec.optimizers()
     updates, d_opt = d_tx.update(grads, d_opt, d_params)
     d_params = optax.apply_updates(d_params, updates)
@@ -126,6 +126,11 @@ def critic_phase(spec: StepSpec, state: TrainState, draws: Draws, s=None) -> Cri
     xs = {"real": draws.real, "fake": fakes, "alpha": draws.alpha, "label_u": draws.label_u}
     if spec.conditional:
         xs.update(y_real=draws.y_real, y_fake=draws.y_fake)
+    if spec.loss.loss == "ns-r1" and spec.loss.r1_every > 1:
+        # lazy R1: each update's index over the whole run (losses.r1_weight's contract), so a
+        # resumed run regularises on exactly the updates an uninterrupted one does
+        xs["update_index"] = (state.step * spec.n_critic
+                              + jnp.arange(spec.n_critic, dtype=jnp.int32))
     k_g = None
     if spec.augment:
         if draws.k_aug is None:
