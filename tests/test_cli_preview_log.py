@@ -116,10 +116,10 @@ def test_help_and_dry_run_precedence(tmp_path, capsys):
 def test_bad_config_file_is_a_clear_error(tmp_path, capsys):
     f = tmp_path / "bad.json"
     f.write_text('{"model": {"dim": 8,}}')
-    with pytest.raises(SystemExit) as e:
-        train_main(["--config", str(f), "--dry-run"])
-    assert e.value.code == 2
+    assert train_main(["--config", str(f), "--dry-run"]) == 2
     err = capsys.readouterr().err
+    # one line, the file and the place named (no usage text, no traceback)
+    assert err.startswith("error: ") and err.count("\n") == 1, err
     assert "bad.json: line 1 column" in err and "Traceback" not in err
 
 

@@ -405,8 +405,8 @@ def test_distributed_flags_are_launch_options_not_run_config(tmp_path, capsys):
     assert ca == cb and "distributed" not in json.loads(config_json_text(cb))
     assert default_run_name(ca, demo_a) == default_run_name(cb, demo_b)
     # Bad values are option errors (exit status 2), before anything starts.
-    with pytest.raises(SystemExit) as e:
-        train_lib.main(base + ["--distributed.num_processes", "2",
-                               "--distributed.process_id", "2"])
-    assert e.value.code == 2
-    assert "process_id (2) must be < distributed.num_processes (2)" in capsys.readouterr().err
+    assert train_lib.main(base + ["--distributed.num_processes", "2",
+                                  "--distributed.process_id", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "process_id (2) must be < distributed.num_processes (2)" in err
