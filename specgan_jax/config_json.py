@@ -2,7 +2,8 @@
 
 `config_from_dict` builds a Config (or any dataclass of dataclass sections) from a nested dict,
 naming the source file and the key in every error; unknown sections and fields are errors, so
-a typo is never silently ignored. A run's config.json holds the resolved Config
+a typo is never silently ignored. A section that renamed options upgrades the old names first
+(its `upgrade_old_keys`), so an older config.json still loads. A run's config.json holds the resolved Config
 (specgan_jax.config.resolve); one written by an older version (or by scripts/import_torch.py)
 may also hold a top-level "resolved" object, recording what `model.conv_impl=auto` resolved to
 on the machine that wrote it: information for a reader, never read back.
@@ -84,6 +85,28 @@ def _coerce(value, tp, where: str):
     return value
 
 
+def _upgrade_section(sec_cls: type, given: dict, source: str) -> dict:
+    """A section's dict in its current option names: sec_cls.upgrade_old_keys, where the
+    section renamed options (an older config.json still loads), else `given`."""
+    upgrade = getattr(sec_cls, "upgrade_old_keys", None)
+    if upgrade is None:
+        return given
+    try:
+        return upgrade(given)
+    except ValueError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def upgrade_old_keys(top_cls: type, d: dict, source: str = "config") -> dict:
+    """`d` with every section of `top_cls` in its current option names (before it is merged
+    with options in the current names, e.g. flags over a --config file)."""
+    if not isinstance(d, dict):
+        return d
+    hints = type_hints(top_cls)
+    return {sec: _upgrade_section(hints[sec], v, source) if sec in hints and isinstance(v, dict)
+            else v for sec, v in d.items()}
+
+
 def config_from_dict(top_cls: type, d: dict, source: str = "config"):
     """Build `top_cls` from a nested dict, naming `source` and the key in every error.
 
@@ -103,6 +126,7 @@ def config_from_dict(top_cls: type, d: dict, source: str = "config"):
         given = d.get(sec.name, {}) or {}
         if not isinstance(given, dict):
             raise ConfigError(f"{source}: section {sec.name!r} must be an object")
+        given = _upgrade_section(sec_cls, given, source)
         hints = type_hints(sec_cls)
         names = {f.name for f in dataclasses.fields(sec_cls)}
         for k in given:
@@ -160,9 +184,10 @@ def config_json_text(config, resolved: dict | None = None) -> str:
     return json.dumps(d, indent=2, sort_keys=True) + "\n"
 
 
-def load_config_json(path: str) -> dict:
-    """A config.json or --config file as a dict, without the informational "resolved" part."""
+def load_config_json(path: str, top_cls: type | None = None) -> dict:
+    """A config.json or --config file as a dict, without the informational "resolved" part;
+    with `top_cls`, its sections in their current option names (upgrade_old_keys)."""
     d = load_json(path)
     if isinstance(d, dict):
         d.pop(RESOLVED_KEY, None)
-    return d
+    return upgrade_old_keys(top_cls, d, source=path) if top_cls is not None else d

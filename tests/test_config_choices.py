@@ -27,7 +27,7 @@ def test_the_helper_finds_every_literal_field():
     found = {(sec, name) for sec, _, name, _, _ in literal_fields()}
     assert {("model", "upsample"), ("loss", "loss"), ("optim", "optimizer"),
             ("train", "eval_metric"), ("data", "orientation"), ("diffaug", "ada_signal"),
-            ("augment", "shift_mode"), ("eval", "feature_space")} <= found
+            ("augment", "time_shift_mode"), ("eval", "feature_space")} <= found
     assert len(found) >= 15
 
 

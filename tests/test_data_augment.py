@@ -6,11 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from specgan_jax.data.augment import augment_batch, mask_band, shift_time, stretch_time
+from specgan_jax.data.augment import (augment_batch, mask_band, shift_frames, shift_time,
+                                      stretch_time)
 from specgan_jax.config import AugmentConfig
 
 F, T = 16, 32
-OFF = AugmentConfig(shift_prob=0.0)  # every augmentation off
+OFF = AugmentConfig(time_shift_prob=0.0)  # every augmentation off
 N_DRAWS = 2000  # samples for the distribution checks
 # Binomial/Monte-Carlo bounds at N_DRAWS: a proportion's std is <= 0.5/sqrt(2000) = 0.011;
 # 0.05 is > 4 sigma, so these checks fail only on a real bug.
@@ -28,22 +29,27 @@ def run(cfg, x, seed=0):
 
 def test_default_is_seed_roll_30():
     cfg = AugmentConfig()
-    assert (cfg.shift_prob, cfg.shift_max, cfg.shift_mode) == (1.0, 30, "roll")
-    assert cfg.noise_prob == cfg.freq_mask_prob == cfg.time_mask_prob == cfg.stretch_prob == 0
+    assert (cfg.time_shift_prob, cfg.time_shift_mode) == (1.0, "roll")
+    # 30 of 128 frames, exactly (k/128 is exact in binary): the seed's +-30.
+    assert cfg.time_shift_max == 0.234375 and shift_frames(cfg.time_shift_max, 128) == 30
+    assert (cfg.noise_prob == cfg.freq_mask_prob == cfg.time_mask_prob == cfg.time_stretch_prob
+            == 0)
 
 
 def test_identity_when_off_or_zero_strength():
     x = jax.random.uniform(jax.random.key(1), (4, F, T), minval=-1, maxval=1)
-    zero_strength = AugmentConfig(shift_max=0, noise_prob=1, noise_std=0.0, freq_mask_prob=1,
-                                  freq_mask_max=0, time_mask_prob=1, time_mask_max=0,
-                                  stretch_prob=1, stretch_min=1.0, stretch_max=1.0)
+    # Also widths that round to 0 frames / bins on this shape (0.4 of a bin).
+    zero_strength = AugmentConfig(time_shift_max=0.0, noise_prob=1, noise_std=0.0,
+                                  freq_mask_prob=1, freq_mask_max=0.4 / F, time_mask_prob=1,
+                                  time_mask_max=0.0, time_stretch_prob=1,
+                                  time_stretch_min=1.0, time_stretch_max=1.0)
     for cfg in (OFF, zero_strength):
         np.testing.assert_array_equal(np.asarray(run(cfg, x)), np.asarray(x))
 
 
 def test_shapes_dtype_and_range_with_everything_on():
-    cfg = AugmentConfig(shift_mode="pad", noise_prob=1, noise_std=0.5, freq_mask_prob=1,
-                        time_mask_prob=1, stretch_prob=1)
+    cfg = AugmentConfig(time_shift_mode="pad", noise_prob=1, noise_std=0.5, freq_mask_prob=1,
+                        time_mask_prob=1, time_stretch_prob=1)
     x = jax.random.uniform(jax.random.key(2), (8, F, T), minval=-1, maxval=1)
     y = run(cfg, x)
     assert y.shape == x.shape and y.dtype == jnp.float32
@@ -52,10 +58,10 @@ def test_shapes_dtype_and_range_with_everything_on():
 
 
 def test_shift_distribution_and_probability():
-    # One compile checks both the gate and the draw: with shift_prob 0.5, s = 0 has
-    # probability 0.5 + 0.5/11 and each s in {-5..5} \ {0} has 0.5/11.
+    # One compile checks both the gate and the draw: with time_shift_prob 0.5, s = 0 has
+    # probability 0.5 + 0.5/11 and each s in {-5..5} \ {0} has 0.5/11 (5 of T = 32 frames).
     smax, p = 5, 0.5
-    cfg = dataclasses.replace(OFF, shift_prob=p, shift_max=smax)
+    cfg = dataclasses.replace(OFF, time_shift_prob=p, time_shift_max=smax / T)
     y = np.asarray(run(cfg, ramp(N_DRAWS)))  # [N, F, T]
     # Frame 10 of a shifted ramp holds (10 - s) / T; read s back (within range for |s| <= 5).
     s = np.rint(10 - y[:, 0, 10] * T).astype(int)
@@ -93,8 +99,8 @@ def test_mask_widths_and_positions():
     # frequency mask and a fully zero column the time mask (widths <= 6 < F, T, so neither
     # mask can zero a whole row/column of the other kind).
     wmax = 6
-    cfg = dataclasses.replace(OFF, freq_mask_prob=1.0, freq_mask_max=wmax, time_mask_prob=1.0,
-                              time_mask_max=wmax)
+    cfg = dataclasses.replace(OFF, freq_mask_prob=1.0, freq_mask_max=wmax / F,
+                              time_mask_prob=1.0, time_mask_max=wmax / T)
     y = np.asarray(run(cfg, jnp.ones((N_DRAWS, F, T))))
     zero = y == 0
     for line in (zero.all(axis=2), zero.all(axis=1)):  # [N, F] rows, [N, T] columns
@@ -134,7 +140,8 @@ def test_stretch_equals_resize_then_centre_crop_or_pad():
 
 
 def test_stretch_rate_range():
-    cfg = dataclasses.replace(OFF, stretch_prob=1.0, stretch_min=0.8, stretch_max=1.0)
+    cfg = dataclasses.replace(OFF, time_stretch_prob=1.0, time_stretch_min=0.8,
+                              time_stretch_max=1.0)
     # A centred ramp's slope scales by 1/rate: read the rate back from the slope at the centre.
     x = jnp.broadcast_to(jnp.arange(T, dtype=jnp.float32) / T - 0.5, (400, F, T))
     y = np.asarray(run(cfg, x))
@@ -144,3 +151,14 @@ def test_stretch_rate_range():
     assert rate.min() >= 0.8 * 0.995 and rate.max() <= 1.0 * 1.005
     # Uniform on [0.8, 1.0]: mean 0.9 (std of the mean 0.058/sqrt(400) = 0.003).
     assert abs(rate.mean() - 0.9) < 0.015
+
+
+def test_fractions_are_exact_widths():
+    # k / n of an n-long axis is exactly k frames or bins, for every k (n a power of two,
+    # e.g. 128: division by 2^m is exact); on other lengths round(frac x n).
+    from specgan_jax.config.augment_keys import axis_width
+    for n in (16, 32, 128, 512):
+        assert [axis_width(k / n, n) for k in range(n + 1)] == list(range(n + 1))
+        assert [shift_frames(k / n, n) for k in range(2 * n)] == list(range(2 * n))
+    assert axis_width(10 / 128, 129) == 10 and axis_width(0.25, 129) == 32  # round(32.25)
+    assert shift_frames(30 / 128, 512) == 120  # the same fraction on a longer axis

@@ -33,7 +33,7 @@ def test_build_and_sample_shapes_without_augmentation():
     np.testing.assert_array_equal(host.x[..., 0], normalize(x, m))
     data = to_device(host)
     assert isinstance(data.x, jax.Array) and isinstance(data.labels, jax.Array)
-    sampler = make_sampler(AugmentConfig(shift_prob=0.0), with_labels=True)
+    sampler = make_sampler(AugmentConfig(time_shift_prob=0.0), with_labels=True)
     fn = jax.jit(sampler, static_argnums=(2, 3))
     xb, lb = fn(data, jax.random.key(0), 5, 4)
     assert xb.shape == (5, 4, F, T, 1) and xb.dtype == jnp.float32 and lb.shape == (5, 4)
@@ -71,7 +71,7 @@ def test_indices_never_reach_padding():
     x = np.zeros((4, F, T, 1), np.float32)
     x[3] = 1.0
     data = to_device(DeviceDataset(x=x, labels=np.zeros(4, np.int32), n=3))
-    xb = jax.jit(make_sampler(AugmentConfig(shift_prob=0.0)), static_argnums=(2, 3))(
+    xb = jax.jit(make_sampler(AugmentConfig(time_shift_prob=0.0)), static_argnums=(2, 3))(
         data, jax.random.key(0), 4, 64)
     assert float(xb.max()) == 0.0
 
@@ -90,7 +90,7 @@ d = to_device(DeviceDataset(x=x, labels=np.arange(5, dtype=np.int32), n=5),
 assert d.x.shape == (6, 2, 3, 1) and d.n == 5, d.x.shape
 assert len(d.x.addressable_shards) == 2 and d.x.addressable_shards[0].data.shape[0] == 3
 np.testing.assert_array_equal(np.asarray(d.x)[:5], x)
-b = jax.jit(make_sampler(AugmentConfig(shift_prob=0.0)), static_argnums=(2, 3))(
+b = jax.jit(make_sampler(AugmentConfig(time_shift_prob=0.0)), static_argnums=(2, 3))(
     d, jax.random.key(0), 2, 4)
 assert b.shape == (2, 4, 2, 3, 1)
 print("OK")

@@ -27,8 +27,9 @@ from specgan_jax.training import health as health_lib
 from specgan_jax.training import setup as setup_lib
 from tests import helpers
 
-OFF = DiffAugConfig(strength=1.0, time_shift=0.0, time_mask=0.0, freq_mask=0.0, gain=0.0)
-ALL = DiffAugConfig(strength=1.0, time_stretch=1.0)
+OFF = DiffAugConfig(strength=1.0, time_shift_prob=0.0, time_mask_prob=0.0, freq_mask_prob=0.0,
+                    gain_prob=0.0)
+ALL = DiffAugConfig(strength=1.0, time_stretch_prob=1.0)
 
 
 def images(n, seed=0, f=128, t=128):
@@ -202,12 +203,12 @@ def test_identity_at_p_zero_and_when_off():
 def test_gain_is_one_constant_in_data_units_with_the_configured_spread():
     std = np.linspace(0.5, 2.0, 128)
     scale = gain_scale_from_std(std)
-    cfg = dataclasses.replace(OFF, gain=1.0, gain_max=0.5)
+    cfg = dataclasses.replace(OFF, gain_prob=1.0, gain_max=0.5)
     x = images(2000, 1, f=128, t=8)
     y = np.asarray(diff_augment(x, jax.random.key(1), jnp.float32(0.5), cfg, scale))
     shift = (y - np.asarray(x))[..., 0] / scale[None, :, None]  # [N, F, T] in gain draws
     moved = np.abs(shift).max(axis=(1, 2)) > 0
-    # applied with probability p x gain = 0.5: binomial sd 0.011 over 2000 samples
+    # applied with probability p x gain_prob = 0.5: binomial sd 0.011 over 2000 samples
     assert abs(moved.mean() - 0.5) < 0.05
     g = shift[moved][:, 0, 0]
     np.testing.assert_allclose(shift[moved], g[:, None, None] * np.ones_like(shift[moved]),
@@ -219,7 +220,7 @@ def test_gain_is_one_constant_in_data_units_with_the_configured_spread():
 
 def test_time_transforms_never_move_energy_across_frequencies():
     rows = jnp.linspace(-0.9, 0.9, 128)[None, :, None, None] * jnp.ones((64, 128, 128, 1))
-    cfg = DiffAugConfig(strength=1.0, gain=0.0, freq_mask=0.0, time_stretch=1.0)
+    cfg = DiffAugConfig(strength=1.0, gain_prob=0.0, freq_mask_prob=0.0, time_stretch_prob=1.0)
     y = np.asarray(diff_augment(rows, jax.random.key(2), 1.0, cfg))[..., 0]
     r = np.asarray(rows)[..., 0]
     # every row keeps its own value (or the masks' 0): no frequency shift, no flip
@@ -227,7 +228,7 @@ def test_time_transforms_never_move_energy_across_frequencies():
 
 
 def test_time_shift_is_a_roll_and_its_gradient_the_inverse_roll():
-    cfg = dataclasses.replace(OFF, time_shift=1.0, time_shift_max=0.125)
+    cfg = dataclasses.replace(OFF, time_shift_prob=1.0, time_shift_max=0.125)
     x = images(1, 3)
     w = images(1, 4)
     key = jax.random.key(5)
@@ -239,8 +240,8 @@ def test_time_shift_is_a_roll_and_its_gradient_the_inverse_roll():
 
 
 def test_masks_zero_whole_bands_of_bounded_width():
-    cfg = dataclasses.replace(OFF, time_mask=1.0, time_mask_max=0.25, freq_mask=1.0,
-                              freq_mask_max=0.25)
+    cfg = dataclasses.replace(OFF, time_mask_prob=1.0, time_mask_max=0.25,
+                              freq_mask_prob=1.0, freq_mask_max=0.25)
     x = images(500, 6) * 0.5 + 0.75  # values in [0.25, 1.25]: no zeros of their own
     y = np.asarray(diff_augment(x, jax.random.key(7), 1.0, cfg))[..., 0]
     zero = y == 0

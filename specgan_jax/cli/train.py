@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_config(args: argparse.Namespace) -> tuple[Config, bool]:
     """The Config from defaults < demo preset < --preset < --config file < flags, and whether
     it is the demo run (no data source anywhere)."""
-    file_over = load_config_json(args.config) if args.config else {}
+    file_over = load_config_json(args.config, Config) if args.config else {}
     if not isinstance(file_over, dict):
         raise ConfigError(f"{args.config}: expected a JSON object")
     flag_over = flags.overrides_from_args(args, Config)

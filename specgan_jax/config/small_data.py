@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Optional
 
+from specgan_jax.config.augment_keys import check_transforms, upgrade_old_keys
 from specgan_jax.config.checks import check_literals
 
 
@@ -38,25 +39,33 @@ class DiffAugConfig:
     each example drawn independently. Only transforms that keep a spectrogram's meaning: time
     translation, time and frequency masks, a level (gain) shift, a small time stretch; never a
     frequency shift or a flip. A transform is applied with probability strength x its own
-    probability below. With `ada`, the strength adapts (Karras et al. 2020)."""
+    probability below. With `ada`, the strength adapts (Karras et al. 2020).
+
+    The transforms share augment's names, units and draws (specgan_jax.config.augment_keys,
+    specgan_jax.data.augment.TRANSFORMS): `<transform>_prob`, and widths as fractions of the
+    axis, so a setting means the same on any spectrogram shape. An older config.json's names
+    (bare probabilities `time_shift` ..., time_stretch_max as 1 +- m) are read as these."""
 
     # Overall probability p scaling every transform's probability (0 with ada off: no
     # augmentation, the original recipe). With ada: the starting p.
     strength: float = 0.0
-    time_shift: float = 1.0  # probability of a time translation
+    # The transforms, in augment's vocabulary and units (specgan_jax.config.augment_keys):
+    # widths are fractions of the axis, round(fraction x length) frames or bins.
+    time_shift_prob: float = 1.0  # probability of a time translation
     time_shift_max: float = 0.125  # by up to this fraction of the frames (DiffAugment: 1/8)
     # "roll": wrap around; "pad": frames shifted out are lost, the gap is 0 (each bin's mean).
-    shift_mode: Literal["roll", "pad"] = "roll"
-    time_mask: float = 1.0  # probability of a time mask (SpecAugment, Park et al. 2019)
+    time_shift_mode: Literal["roll", "pad"] = "roll"
+    time_mask_prob: float = 1.0  # probability of a time mask (SpecAugment, Park et al. 2019)
     time_mask_max: float = 0.25  # mask width ~ U(0, this fraction of the frames), filled with 0
-    freq_mask: float = 1.0  # probability of a frequency mask
+    freq_mask_prob: float = 1.0  # probability of a frequency mask
     freq_mask_max: float = 0.25  # mask width ~ U(0, this fraction of the bins), filled with 0
-    gain: float = 1.0  # probability of a level shift: one constant added in the data's (log) units
+    gain_prob: float = 1.0  # probability of a level shift: one constant added in the data's units
     # The shift ~ U(-gain_max, gain_max) x the median per-frequency std of the data (scale-free,
     # as data.std_floor), added to every bin: normalised bin f moves by it / (3 std_f).
     gain_max: float = 0.5
-    time_stretch: float = 0.0  # probability of a time stretch (resample, centre crop/pad)
-    time_stretch_max: float = 0.1  # rate ~ U(1 - this, 1 + this)
+    time_stretch_prob: float = 0.0  # probability of a time stretch (resample, centre crop/pad)
+    time_stretch_min: float = 0.9  # rate ~ U(min, max)
+    time_stretch_max: float = 1.1
     # Adaptive strength: p moves every ada_interval steps by +-(images in the interval) /
     # (1000 ada_kimg), up when the critic's overfitting signal r_t is above ada_target.
     ada: bool = False
@@ -77,19 +86,11 @@ class DiffAugConfig:
     ada_max: float = 1.0  # upper bound of p
 
     def __post_init__(self):
-        for name in ("strength", "time_shift", "time_mask", "freq_mask", "gain", "time_stretch",
-                     "ada_max"):
+        for name in ("strength", "ada_max"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"diffaug.{name} must be in [0, 1]; got {v}")
-        for name in ("time_shift_max", "time_mask_max", "freq_mask_max"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"diffaug.{name} is a fraction of the axis, in [0, 1]; got {v}")
-        if not 0.0 <= self.time_stretch_max < 1.0:
-            raise ValueError("diffaug.time_stretch_max must be in [0, 1)")
-        if not self.gain_max >= 0:
-            raise ValueError("diffaug.gain_max must be >= 0")
+        check_transforms(self, "diffaug")
         check_literals(self, "diffaug")
         if self.ada_target is not None and not 0.0 < self.ada_target < 1.0:
             raise ValueError(f"diffaug.ada_target must be in (0, 1); got {self.ada_target}")
@@ -100,6 +101,12 @@ class DiffAugConfig:
             raise ValueError("diffaug.ada_interval must be >= 1 and diffaug.ada_kimg > 0")
         if self.strength > self.ada_max:
             raise ValueError("diffaug.strength must be <= diffaug.ada_max")
+
+    @staticmethod
+    def upgrade_old_keys(given: dict) -> dict:
+        """A config.json section in the current names (specgan_jax.config.augment_keys)."""
+        return upgrade_old_keys("diffaug", given,
+                                {f.name for f in dataclasses.fields(DiffAugConfig)})
 
     @property
     def target(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Optional
 
+from specgan_jax.config.augment_keys import check_transforms, upgrade_old_keys
 from specgan_jax.config.checks import check_literals
 from specgan_jax.config.metrics import EVAL_METRICS
 
@@ -154,38 +155,43 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
     """Per-sample augmentations of real batches, applied inside the jitted step in the
-    normalised domain (specgan_jax.data.augment). Each has a probability (per sample) and a
-    strength; all are off except the temporal shift the seed recommends (roll by up to ±30
-    frames, seed §7, after the original's slice_randomize_offset). Order: stretch, shift,
-    frequency mask, time mask, noise, then a clip to [-1, 1] (the range of real data and of G).
+    normalised domain (specgan_jax.data.augment). Each has a probability per sample
+    (`<transform>_prob`) and a strength (`<transform>_max` ...); all are off except the
+    temporal shift the seed recommends (roll by up to +-30 frames of 128, seed §7, after the
+    original's slice_randomize_offset). Order: stretch, shift, frequency mask, time mask, noise,
+    then a clip to [-1, 1] (the range of real data and of G).
+
+    The vocabulary and units are diffaug's too (specgan_jax.config.augment_keys): shifts and
+    mask widths are fractions of their axis, round(fraction x length) frames or bins, so one
+    setting means the same on any spectrogram shape; k/128 is exactly k frames of 128. An older
+    config.json's names and frame counts are read as these (k frames -> k / 128).
     """
 
-    shift_prob: float = 1.0  # probability of a temporal shift
-    shift_max: int = 30  # shift ~ U{-shift_max, ..., shift_max} frames (0 = off)
+    time_shift_prob: float = 1.0  # probability of a temporal shift
+    # shift ~ U{-s, ..., s} frames, s = round(time_shift_max x frames) (0 = off); the
+    # default is 30 of 128 frames.
+    time_shift_max: float = 30 / 128
     # "roll": wrap around (the seed's np.roll); "pad": frames shifted out are lost and the
     # gap is filled with 0 (= the per-frequency mean in the normalised domain).
-    shift_mode: Literal["roll", "pad"] = "roll"
+    time_shift_mode: Literal["roll", "pad"] = "roll"
     noise_prob: float = 0.0  # probability of additive Gaussian noise
     noise_std: float = 0.05  # its std, in normalised units (the seed's 0.05 was in raw units)
     freq_mask_prob: float = 0.0  # SpecAugment frequency mask (Park et al. 2019)
-    freq_mask_max: int = 10  # mask width ~ U{0, ..., freq_mask_max} bins, filled with 0
+    # mask width ~ U{0, ..., round(freq_mask_max x bins)} bins, filled with 0 (10 of 128)
+    freq_mask_max: float = 10 / 128
     time_mask_prob: float = 0.0  # SpecAugment time mask
-    time_mask_max: int = 10  # mask width ~ U{0, ..., time_mask_max} frames, filled with 0
-    stretch_prob: float = 0.0  # time stretch (resample the time axis, centre crop/pad)
-    stretch_min: float = 0.9  # stretch rate ~ U(stretch_min, stretch_max) (seed: 0.9-1.1)
-    stretch_max: float = 1.1
+    # mask width ~ U{0, ..., round(time_mask_max x frames)} frames, filled with 0 (10 of 128)
+    time_mask_max: float = 10 / 128
+    time_stretch_prob: float = 0.0  # time stretch (resample the time axis, centre crop/pad)
+    time_stretch_min: float = 0.9  # stretch rate ~ U(min, max) (seed: 0.9-1.1)
+    time_stretch_max: float = 1.1
 
     def __post_init__(self):
-        for name in ("shift_prob", "noise_prob", "freq_mask_prob", "time_mask_prob",
-                     "stretch_prob"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"augment.{name} must be in [0, 1]; got {v}")
+        check_transforms(self, "augment")
         check_literals(self, "augment")
-        for name in ("shift_max", "freq_mask_max", "time_mask_max"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"augment.{name} must be >= 0")
-        if not self.noise_std >= 0:
-            raise ValueError("augment.noise_std must be >= 0")
-        if not 0 < self.stretch_min <= self.stretch_max:
-            raise ValueError("augment.stretch_min/stretch_max must satisfy 0 < min <= max")
+
+    @staticmethod
+    def upgrade_old_keys(given: dict) -> dict:
+        """A config.json section in the current names (specgan_jax.config.augment_keys)."""
+        return upgrade_old_keys("augment", given,
+                                {f.name for f in dataclasses.fields(AugmentConfig)})

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from specgan_jax.config import DiffAugConfig
-from specgan_jax.data.augment import random_band_mask, shift_time, stretch_time
+from specgan_jax.data.augment import run_transforms
 
 
 def gain_scale_from_std(std: np.ndarray) -> np.ndarray:
@@ -51,33 +51,14 @@ def gain_scale_from_std(std: np.ndarray) -> np.ndarray:
     return (np.median(std) / (3.0 * std)).astype(np.float32)
 
 
+# Which of 5 split keys each transform draws from: as before the two sections shared one table
+# (data.augment.TRANSFORMS), so every existing configuration draws the same numbers.
+DIFFAUG_KEYS = {"time_stretch": 0, "time_shift": 1, "time_mask": 2, "freq_mask": 3, "gain": 4}
+
+
 def _augment_one(x, key, p, cfg: DiffAugConfig, gain_scale):
     """One normalised spectrogram x [F, T] -> T(x) [F, T]; p: the strength (traced scalar)."""
-    f, t = x.shape
-    keys = jax.random.split(key, 5)
-
-    def maybe(k, prob, fn, x):
-        k_apply, k_draw = jax.random.split(k)
-        return jnp.where(jax.random.uniform(k_apply) < p * prob, fn(k_draw, x), x)
-
-    if cfg.time_stretch > 0 and cfg.time_stretch_max > 0:
-        m = cfg.time_stretch_max
-        x = maybe(keys[0], cfg.time_stretch, lambda k, x: stretch_time(
-            x, jax.random.uniform(k, (), jnp.float32, 1 - m, 1 + m)), x)
-    smax = int(round(cfg.time_shift_max * t))
-    if cfg.time_shift > 0 and smax > 0:
-        x = maybe(keys[1], cfg.time_shift, lambda k, x: shift_time(
-            x, jax.random.randint(k, (), -smax, smax + 1), cfg.shift_mode), x)
-    for i, (prob, frac, axis, n) in enumerate(((cfg.time_mask, cfg.time_mask_max, 1, t),
-                                               (cfg.freq_mask, cfg.freq_mask_max, 0, f))):
-        wmax = int(round(frac * n))
-        if prob > 0 and wmax > 0:
-            x = maybe(keys[2 + i], prob,
-                      lambda k, x, wmax=wmax, axis=axis: random_band_mask(k, x, wmax, axis), x)
-    if cfg.gain > 0 and cfg.gain_max > 0:
-        x = maybe(keys[4], cfg.gain, lambda k, x: x + jax.random.uniform(
-            k, (), jnp.float32, -cfg.gain_max, cfg.gain_max) * gain_scale[:, None], x)
-    return x
+    return run_transforms(x, key, cfg, DIFFAUG_KEYS, p=p, ctx={"gain_scale": gain_scale})
 
 
 def diff_augment(x, key, p, cfg: DiffAugConfig, gain_scale: Optional[np.ndarray] = None):
