@@ -180,10 +180,10 @@ def reference_g_loss(tg, td, z_t, loss):
     return GANLoss.lsgan_loss(D_fake, D_fake)[0]
 
 
-@pytest.mark.parametrize("loss,bn", [("wgan-gp", False), ("dcgan", True), ("lsgan", False)])
-def test_g_loss_and_gradients(loss, bn):
-    mcfg = ModelConfig(dim=4, use_batchnorm=bn)
-    lcfg = LossConfig(loss=loss)
+def g_loss_setup(mcfg):
+    """The models and latents of a generator-loss test: torch G and D moved off their ReLU
+    kinks at z (D at G(z)), float64 copies of both, and the JAX variables converted from them
+    before any forward advances G's batch-norm statistics."""
     tg, td = torch_models(mcfg)
     _, z, _, _ = inputs(3)
     z_t = torch.from_numpy(z)
@@ -192,9 +192,16 @@ def test_g_loss_and_gradients(loss, bn):
     with torch.no_grad():
         fake_t = copy.deepcopy(tg)(z_t)  # a copy: G's BN running stats must not advance here
     move_off_kinks(td, lambda d: d(fake_t.double()))
-    g_vars, d_vars = jax_vars(mcfg, tg, td)
-
     tg64, td64 = copy.deepcopy(tg).double(), copy.deepcopy(td).double()
+    g_vars, d_vars = jax_vars(mcfg, tg, td)
+    return tg, td, tg64, td64, z, z_t, g_vars, d_vars
+
+
+@pytest.mark.parametrize("loss,bn", [("wgan-gp", False), ("dcgan", True), ("lsgan", False)])
+def test_g_loss_and_gradients(loss, bn):
+    mcfg = ModelConfig(dim=4, use_batchnorm=bn)
+    lcfg = LossConfig(loss=loss)
+    tg, td, tg64, td64, z, z_t, g_vars, d_vars = g_loss_setup(mcfg)
     with PreActivations(tg64, td64) as pre:
         reference_g_loss(tg64, td64, z_t.double(), loss)
     print(f"kink margin {assert_kink_margin(pre, f'G loss {loss}'):.2e}")
@@ -370,16 +377,7 @@ def test_new_g_loss_and_gradients(loss, bn, precision):
     """G's loss (softplus(-D(G(z))) or -D(G(z))) and its gradient w.r.t. every G parameter."""
     tdtype, ndtype, tol_loss, tol_grad, noise = PRECISION[precision]
     mcfg = ModelConfig(dim=4, use_batchnorm=bn)
-    tg, td = torch_models(mcfg)
-    _, z, _, _ = inputs(3)
-    z_t = torch.from_numpy(z)
-    tg.train()
-    move_off_kinks(tg, lambda g: g(z_t.double()))
-    with torch.no_grad():
-        fake_t = copy.deepcopy(tg)(z_t)  # a copy: G's BN running stats must not advance here
-    move_off_kinks(td, lambda d: d(fake_t.double()))
-    tg64, td64 = copy.deepcopy(tg).double(), copy.deepcopy(td).double()
-    g_vars, d_vars = jax_vars(mcfg, tg, td)  # before a forward advances G's BN statistics
+    tg, td, tg64, td64, z, z_t, g_vars, d_vars = g_loss_setup(mcfg)
     with PreActivations(tg64, td64) as pre:
         reference_new_g_loss(tg64, td64, z_t.double(), loss)
     print(f"kink margin {assert_kink_margin(pre, f'G loss {loss}'):.2e}")

@@ -48,24 +48,28 @@ import numpy as np
 
 from _measure import run, write_table  # scripts/_measure.py, beside this file
 
+
+def _wgan_gp(upsample: str, lr: str) -> list:
+    """The original recipe's flags (WGAN-GP, 5 critic updates) at an upsampling and one lr."""
+    return ["--loss.loss", "wgan-gp", "--loss.n_critic", "5", "--model.upsample", upsample,
+            "--optim.g_lr", lr, "--optim.d_lr", lr]
+
+
 # name: (train.py flags, source). Each fixes the loss, critic updates, upsampling and
 # optimiser, so that the demo preset (on the demo set) and the defaults (on a folder) give the
 # same run. ns-r1 and hinge use nn upsampling, the demo's.
 CANDIDATES = {
     "recipe-zeros": (
-        ["--loss.loss", "wgan-gp", "--loss.n_critic", "5", "--model.upsample", "zeros",
-         "--optim.g_lr", "1e-4", "--optim.d_lr", "1e-4"],
+        _wgan_gp("zeros", "1e-4"),
         "the original SpecGAN: WGAN-GP (Gulrajani et al. 2017), 5 critic updates, Adam(1e-4, "
         "0.5, 0.9), transposed convolutions (Donahue et al. 2019, 'Adversarial Audio "
         "Synthesis')"),
     "recipe-nn": (
-        ["--loss.loss", "wgan-gp", "--loss.n_critic", "5", "--model.upsample", "nn",
-         "--optim.g_lr", "1e-4", "--optim.d_lr", "1e-4"],
+        _wgan_gp("nn", "1e-4"),
         "recipe-zeros with nearest-neighbour upsampling + convolution (Odena et al. 2016, "
         "'Deconvolution and Checkerboard Artifacts')"),
     "recipe-nn-lr": (
-        ["--loss.loss", "wgan-gp", "--loss.n_critic", "5", "--model.upsample", "nn",
-         "--optim.g_lr", "5e-4", "--optim.d_lr", "5e-4"],
+        _wgan_gp("nn", "5e-4"),
         "recipe-nn at the demo preset's learning rate 5e-4 (separates the learning rate from "
         "the upsampling)"),
     "ns-r1": (
