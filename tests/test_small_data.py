@@ -14,6 +14,7 @@ import pytest
 
 from specgan_jax.cli import train as train_cli
 from specgan_jax.config import DiffAugConfig, EMAConfig, LossConfig, ModelConfig, OptimConfig
+from specgan_jax.config.resolve import resolved_optimizer
 from specgan_jax.data import sampler as sampler_lib
 from specgan_jax.data.moments import Moments
 from specgan_jax.engine.models import Discriminator
@@ -335,6 +336,26 @@ def test_training_stops_after_k_evaluations_without_improvement(tiny_data, tmp_p
     assert stopped["step"] == 10 and stopped["best_step"] == 4 and "3 evaluations" in stopped["reason"]
     assert LoadedRun(str(work)).step == 10  # the state it stopped with is saved
     assert max(int(s) for s in os.listdir(work / "checkpoints")) == 10
+
+
+def test_fast_preset_is_the_recipe_with_nn_upsampling_at_2e_3_and_the_default_stays_the_recipe():
+    parser = train_cli.build_parser()
+    user, demo = train_cli.resolve_config(parser.parse_args(["--data", "x"]))
+    assert not demo and user.model.upsample == "zeros"  # the recipe: transposed convolutions,
+    assert resolved_optimizer(user.loss, user.optim)["g_lr"] == 1e-4  # and the original's rate
+    fast, _ = train_cli.resolve_config(parser.parse_args(["--data", "x", "--preset", "fast"]))
+    assert (fast.model.upsample, fast.optim.g_lr, fast.optim.d_lr) == ("nn", 2e-3, 2e-3)
+    assert fast.loss == user.loss and fast.model.dim == user.model.dim  # only the recipe moved
+    assert fast.train.batch_size == user.train.batch_size
+    small, _ = train_cli.resolve_config(parser.parse_args(["--data", "x", "--preset", "small-data"]))
+    assert (small.model.upsample, small.optim.g_lr) == ("nn", 2e-3)  # small-data includes it
+    demo_cfg, demo = train_cli.resolve_config(parser.parse_args([]))
+    assert demo and (demo_cfg.model.upsample, demo_cfg.optim.g_lr) == ("nn", 2e-3)
+    cond, _ = train_cli.resolve_config(parser.parse_args(["--model.conditional"]))
+    assert cond.optim.g_lr == cond.optim.d_lr == 5e-4  # the measured conditional demo
+    flag, _ = train_cli.resolve_config(parser.parse_args(
+        ["--data", "x", "--preset", "fast", "--optim.g_lr", "3e-4"]))
+    assert flag.optim.g_lr == 3e-4 and flag.optim.d_lr == 2e-3  # a flag beats the preset
 
 
 def test_small_data_preset_resolves_under_config_files_and_flags():
