@@ -122,12 +122,24 @@ def test_cli_end_to_end(tmp_path, capsys, workers):
     assert sorted(ds.class_names) == ["high", "low"]
     assert ds.x.shape == (8, 128, 128)  # 4 files x 2 slices (20000 samples, end padded)
     # Rows are frequency: the high class's energy sits in a higher row than the low class's.
-    one = np.loadtxt(out / "high" / "t0_0.csv", delimiter=",")
+    one = np.loadtxt(out / "high" / "t0_wav_0.csv", delimiter=",")
     assert one.shape == (128, 128)
     assert np.argmax(one.mean(axis=1)) == round(3000 / 16000 * 256)
     audio = aio.read_audio(str(tmp_path / "in" / "high" / "t0.wav"), 16000)
     np.testing.assert_allclose(one.T, stft.log_magnitude(audio[:16384].astype(np.float64)),
                                atol=1e-4)
+
+
+def test_cli_names_keep_the_extension(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    _write_pcm(tmp_path / "in" / "a.wav", _tone(440, 16384), 16000, 2)
+    sf = pytest.importorskip("soundfile", reason="FLAC input needs soundfile: "
+                             "pip install 'specgan-jax[audio]'")
+    sf.write(str(tmp_path / "in" / "a.flac"), _tone(880, 16384), 16000)
+    assert cli.main([str(tmp_path / "in"), str(tmp_path / "out"), "--workers", "1",
+                     "--no-progress"]) == 0
+    assert sorted(os.listdir(tmp_path / "out")) == ["a_flac_0.csv", "a_wav_0.csv",
+                                                    cli.PARAMS_FILE]
 
 
 def test_cli_strict_refuses_a_bad_file(tmp_path, capsys):

@@ -5,7 +5,7 @@ by default (docs/audio.md).
     python scripts/audio_to_spectrograms.py recordings/ data/spec
     python scripts/audio_to_spectrograms.py recordings/ data/spec --first-slice --pad-end
 
-Each slice of each file becomes OUT/<class>/<file>_<i>.csv: no header, rows = frequency bins
+Each slice of each file becomes OUT/<class>/<name>_<ext>_<i>.csv: no header, rows = frequency bins
 (row 0 lowest, Nyquist dropped), columns = time frames, log(|STFT| + eps). The transform's
 parameters go to OUT/audio_params.json, where `generate.py --format wav` finds them.
 An unreadable or silent file is named and skipped (or, with --strict, stops the run).
@@ -57,7 +57,8 @@ def convert_file(path: str, rel: str, out_dir: str, params: dict) -> tuple[str, 
                               params["log_eps"])
     dest = os.path.join(out_dir, rel)
     os.makedirs(dest, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(path))[0]
+    # The extension stays in the name: a.wav and a.flac in one folder must not collide.
+    stem = os.path.basename(path).replace(".", "_")
     for i, s in enumerate(spec):  # (frames, bins) -> rows = bins, row 0 = lowest frequency
         np.savetxt(os.path.join(dest, f"{stem}_{i}.csv"), s.T, delimiter=",", fmt="%.6g")
     return path, len(spec), ""
