@@ -82,7 +82,7 @@ def test_missing_extra_names_it(tmp_path, monkeypatch):
 
 def test_bad_files_are_named(tmp_path):
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage")
-    with pytest.raises(DataError, match="corrupt.wav"):
+    with pytest.raises(DataError, match=r"corrupt.wav: unreadable WAV file \(\w"):
         aio.read_audio(str(tmp_path / "corrupt.wav"), 16000)
     _write_pcm(tmp_path / "silent.wav", np.zeros(100, np.float32), 16000, 2)
     with pytest.raises(DataError, match="silent.wav: silent"):

@@ -56,7 +56,7 @@ def read_audio(path: str, sample_rate: int) -> np.ndarray:
             try:  # float or other non-PCM WAV: libsndfile reads those when installed
                 x, sr = _read_soundfile(path)
             except DataError:
-                raise DataError(path, f"unreadable WAV file ({e or type(e).__name__})") from None
+                raise DataError(path, f"unreadable WAV file ({str(e) or type(e).__name__})") from None
     else:
         x, sr = _read_soundfile(path)
     if x.size == 0:
