@@ -26,6 +26,7 @@ from typing import Optional
 import numpy as np
 
 from specgan_jax import atomic
+from specgan_jax.audio import wav_out
 from specgan_jax.cli import flags
 from specgan_jax.engine.sampling import interpolation_latents, latents, truncate
 from specgan_jax.errors import RunDirError, SpecganError
@@ -70,8 +71,11 @@ def _atomic_save(path: str, write) -> None:
 
 
 def write_outputs(x: np.ndarray, out_dir: str, fmt: str, stem: str, names: list[str],
-                  freq_rows: bool, title: str) -> list[str]:
-    """Write x [N, rows, cols] as CSVs (one per sample), one .npy, or one PNG grid."""
+                  freq_rows: bool, title: str, audio: Optional[dict] = None) -> list[str]:
+    """Write x [N, rows, cols] as CSVs (one per sample), one .npy, one PNG grid, or WAVs
+    (Griffin-Lim with the `audio` parameters)."""
+    if fmt == "wav":
+        return wav_out.write_wavs(x, out_dir, names, freq_rows, audio, audio["iterations"])
     os.makedirs(out_dir, exist_ok=True)
     if fmt == "csv":
         paths = []
@@ -111,7 +115,7 @@ def class_plan(n_classes_chosen: int, n: int, per_class: Optional[int], start: i
 
 
 def write_class_outputs(parts: list, out_dir: str, fmt: str, png_stem: str, freq_rows: bool,
-                        title: str) -> list[str]:
+                        title: str, audio: Optional[dict] = None) -> list[str]:
     """parts: (class name, x [n_k, rows, cols], sample names, stem) per class. CSVs go into one
     folder per class (OUT/<class>/, the input's layout), .npy files one per class, and a PNG is
     one grid with a row per class."""
@@ -125,8 +129,8 @@ def write_class_outputs(parts: list, out_dir: str, fmt: str, png_stem: str, freq
                                         title=title, vmin=vmin, vmax=vmax)]
     written = []
     for cls, x, names, stem in parts:
-        folder = os.path.join(out_dir, safe_name(cls)) if fmt == "csv" else out_dir
-        written += write_outputs(x, folder, fmt, stem, names, freq_rows, title)
+        folder = os.path.join(out_dir, safe_name(cls)) if fmt in ("csv", "wav") else out_dir
+        written += write_outputs(x, folder, fmt, stem, names, freq_rows, title, audio)
     return written
 
 
@@ -142,7 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "--interpolate, the points of each strip")
     p.add_argument("--out", default=None,
                    help="output folder [default: RUN_DIR/generated]")
-    p.add_argument("--format", choices=("csv", "npy", "png"), default="csv",
+    p.add_argument("--audio-params", default=None, metavar="FILE",
+                   help="--format wav: audio_params.json of the data (default: the one beside "
+                        "the run's data)")
+    p.add_argument("--griffin-lim-iterations", type=int, default=16,
+                   help="--format wav: Griffin-Lim iterations (default 16, the original's)")
+    p.add_argument("--format", choices=("csv", "npy", "png", "wav"), default="csv",
                    help="csv: one file per sample in the input's format; npy: one [N, rows, "
                         "cols] float32 array; png: one picture grid [default: csv]")
     p.add_argument("--seed", type=int, default=0, help="latent seed [default: 0]")
@@ -196,6 +205,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                         raw=args.raw)
         out = args.out or os.path.join(args.run_dir, "generated")
         freq_rows = run.config.data.orientation == "freq_rows"
+        args.audio = None
+        if args.format == "wav":  # 16-bit WAV through Griffin-Lim (docs/audio.md)
+            args.audio = dict(wav_out.find_params(args.audio_params, run.config.data.path),
+                              iterations=args.griffin_lim_iterations)
         title = (f"{args.run_dir} step {run.step}, seed {args.seed}"
                  + (f", truncation {args.truncation:g}" if args.truncation < 1 else ""))
         if run.conditional:
@@ -232,7 +245,7 @@ def _generate(run: LoadedRun, args, out: str, freq_rows: bool, title: str):
         names = [f"seed{args.seed}_{i:05d}" for i in idx]
         stem = f"seed{args.seed}_{args.start:05d}-{args.start + n - 1:05d}"
     x = run.generate(z, batch_size=args.batch_size)
-    written = write_outputs(x, out, args.format, stem, names, freq_rows, title)
+    written = write_outputs(x, out, args.format, stem, names, freq_rows, title, args.audio)
     return written, f"{n} spectrograms, {x.shape[1]}x{x.shape[2]}"
 
 
@@ -263,7 +276,8 @@ def _generate_by_class(run: LoadedRun, args, out: str, freq_rows: bool, title: s
     for c, p, (prefix, stem) in zip(chosen, plans, kinds):
         parts.append((c, x[at:at + len(p)], [f"{prefix}_{i:05d}" for i in p], stem))
         at += len(p)
-    written = write_class_outputs(parts, out, args.format, png_stem, freq_rows, title)
+    written = write_class_outputs(parts, out, args.format, png_stem, freq_rows, title,
+                                  args.audio)
     counts = ", ".join(f"{c} {len(p)}" for c, p in zip(chosen, plans))
     return written, f"{len(x)} spectrograms, {x.shape[1]}x{x.shape[2]}; {counts}"
 
