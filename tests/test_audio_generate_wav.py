@@ -49,3 +49,26 @@ def test_wav_per_class(run_dir):
     want = np.clip(np.asarray(griffin_lim(np.swapaxes(x, 1, 2)))[0], -1, 1)
     assert got.shape == (16384,)
     np.testing.assert_allclose(got, want, atol=1.0 / 32767)
+
+
+def test_a_waveform_past_full_scale_is_scaled_down_not_clipped(tmp_path):
+    """A loud generated spectrogram (a 1 kHz tone 100x louder than the real data could make it)
+    gives a Griffin-Lim waveform past full scale: the WAV is scaled to PEAK, its shape kept
+    (no run of samples pinned at the rails), and a quiet one keeps its level."""
+    from specgan_jax.audio import wav_out
+    from specgan_jax.audio.stft import log_magnitude
+
+    t = np.arange(16384) / 16000
+    tone = np.sin(2 * np.pi * 1000 * t)
+    loud = np.asarray(log_magnitude(100 * tone))  # [frames, bins]
+    quiet = np.asarray(log_magnitude(0.01 * tone))
+    x = np.stack([loud.T, quiet.T])  # [N, bins, frames]: frequency rows, as a run stores them
+    params = {"sample_rate": 16000, "nfft": 256, "hop": 128}
+    paths = wav_out.write_wavs(x, str(tmp_path), ["loud", "quiet"], True, params)
+    pcm = []
+    for p in paths:
+        with wave.open(p) as w:
+            pcm.append(np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(float) / 32767)
+    assert np.abs(pcm[0]).max() == pytest.approx(wav_out.PEAK, abs=1e-4)
+    assert np.mean(np.abs(pcm[0]) >= 0.999) == 0  # nothing at the rails
+    assert 0.001 < np.abs(pcm[1]).max() < 0.1  # the quiet one is not normalised up

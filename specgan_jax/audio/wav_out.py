@@ -36,9 +36,17 @@ def find_params(explicit: Optional[str], data_path: Optional[str]) -> dict:
     return params
 
 
+PEAK = 0.99  # the largest sample written, -0.09 dBFS
+
+
 def write_wavs(x: np.ndarray, out_dir: str, names: list[str], freq_rows: bool, params: dict,
                iterations: int = ITERATIONS) -> list[str]:
-    """x [N, rows, cols] log magnitudes -> OUT/<name>.wav, one per sample."""
+    """x [N, rows, cols] log magnitudes -> OUT/<name>.wav, one per sample.
+
+    A generated magnitude has no ceiling, and Griffin-Lim's output can pass full scale (a
+    conditional run's loud class did on 6% of its samples): a waveform whose peak exceeds
+    PEAK is scaled down to it rather than clipped, which would add distortion. Quieter ones
+    keep their level."""
     lm = np.asarray(x, np.float32)
     lm = np.swapaxes(lm, 1, 2) if freq_rows else lm  # Griffin-Lim wants (frames, bins)
     if lm.shape[-1] != params["nfft"] // 2:
@@ -50,6 +58,7 @@ def write_wavs(x: np.ndarray, out_dir: str, names: list[str], freq_rows: bool, p
     paths = []
     for name, a in zip(names, audio):
         p = os.path.join(out_dir, name + ".wav")
-        write_wav(p, a, params["sample_rate"])
+        peak = float(np.max(np.abs(a))) if a.size else 0.0
+        write_wav(p, a * (PEAK / peak) if peak > PEAK else a, params["sample_rate"])
         paths.append(p)
     return paths
