@@ -19,8 +19,8 @@ Stateless: the paper (and torch.nn.utils.spectral_norm) keeps u from the previou
 step and runs one iteration per step, a buffer updated in place. Here every forward starts
 again from u_0 and runs n iterations, so the critic stays a pure function of its parameters:
 no new state in the train state, checkpoints or step, and the JAX engine and the PyTorch
-reference compute the same function. The cost is n pairs of matrix-vector products per weight and
-forward pass (n = model.sn_iterations, 10 by default), small against the convolutions.
+reference compute the same function. The cost is n pairs of matrix-vector products per weight
+and forward pass (n = model.sn_iterations, 10 by default), small against the convolutions.
 
 Power iteration converges as (sigma_2 / sigma_1)^(2n) in sigma's relative error; a random
 kernel has sigma_2 close to sigma_1, so a short run underestimates sigma and the normalised
