@@ -98,13 +98,14 @@ def torch_models(cfg: ModelConfig, seed: int = 0, randomize_bn: bool = True):
     torch.manual_seed(seed)
     kw = dict(kernel_len=cfg.kernel_len, dim=cfg.dim, use_batchnorm=cfg.use_batchnorm,
               padding=cfg.padding)
+    dkw = dict(spectral_norm=cfg.spectral_norm, sn_iterations=cfg.sn_iterations)  # D only
     if cfg.conditional:
         g = SpecGANConditionalGenerator(cfg.n_classes, nz=cfg.latent_dim, upsample=cfg.upsample,
                                         **kw)
-        d = SpecGANConditionalDiscriminator(cfg.n_classes, **kw)
+        d = SpecGANConditionalDiscriminator(cfg.n_classes, **kw, **dkw)
     else:
         g = SpecGANGenerator(nz=cfg.latent_dim, upsample=cfg.upsample, **kw)
-        d = SpecGANDiscriminator(**kw)
+        d = SpecGANDiscriminator(**kw, **dkw)
     if randomize_bn:
         with torch.no_grad():
             for m in list(g.modules()) + list(d.modules()):

@@ -48,14 +48,15 @@ class SpecGANConditionalDiscriminator(SpecGANDiscriminator):
     """(x [N, nc, 128, 128], y [N]) -> logits [N]."""
 
     def __init__(self, n_classes, kernel_len=5, dim=64, use_batchnorm=False, nc=1,
-                 padding="same"):
+                 padding="same", spectral_norm=False, sn_iterations=10):
         _check_n_classes(n_classes)
         super().__init__(kernel_len=kernel_len, dim=dim, use_batchnorm=use_batchnorm, nc=nc,
-                         padding=padding)
+                         padding=padding, spectral_norm=spectral_norm,
+                         sn_iterations=sn_iterations)  # class_proj is not normalised
         self.n_classes = n_classes
         self.class_proj = nn.Embedding(n_classes, 4 * 4 * dim * 16)
         nn.init.xavier_uniform_(self.class_proj.weight)
 
     def forward(self, x, y):
-        h = self.main(x).reshape(-1, 4 * 4 * self.dim * 16)  # flatten NCHW
-        return self.output(h).squeeze(1) + (self.class_proj(y) * h).sum(1)  # psi(h) + <v_y, h>
+        h = self.features(x).reshape(-1, 4 * 4 * self.dim * 16)  # flatten NCHW
+        return self.logit(h).squeeze(1) + (self.class_proj(y) * h).sum(1)  # psi(h) + <v_y, h>

@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from specgan_torch_ref.spectral_norm import sn_linear, sn_main
+
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # torch convention: running = (1 - 0.01) running + 0.01 batch == TF 0.99
 
@@ -114,9 +116,12 @@ class SpecGANGenerator(nn.Module):
 class SpecGANDiscriminator(nn.Module):
     """x [N, nc, 128, 128] -> logits [N]."""
 
-    def __init__(self, kernel_len=5, dim=64, use_batchnorm=False, nc=1, padding="same"):
+    def __init__(self, kernel_len=5, dim=64, use_batchnorm=False, nc=1, padding="same",
+                 spectral_norm=False, sn_iterations=10):
         super().__init__()
         self.dim, self.use_batchnorm = dim, use_batchnorm
+        # > 0: every conv and `output` weight spectrally normalised, stateless (spectral_norm.py)
+        self.sn_iterations = sn_iterations if spectral_norm else 0
         chans = [nc, dim, dim * 2, dim * 4, dim * 8, dim * 16]
         layers = []
         for i, (cin, cout) in enumerate(zip(chans[:-1], chans[1:])):
@@ -129,10 +134,18 @@ class SpecGANDiscriminator(nn.Module):
         self.output = nn.Linear(4 * 4 * dim * 16, 1)
         _tf_init(self)
 
+    def features(self, x):  # self.main(x), with the normalised weights under spectral_norm
+        return sn_main(self.main, x, self.sn_iterations) if self.sn_iterations else self.main(x)
+
+    def logit(self, h):  # self.output(h), likewise
+        if self.sn_iterations:
+            return sn_linear(self.output, h, self.sn_iterations)
+        return self.output(h)
+
     def forward(self, x):
-        x = self.main(x)  # [N, 16d, 4, 4]
+        x = self.features(x)  # [N, 16d, 4, 4]
         x = x.reshape(-1, 4 * 4 * self.dim * 16)  # flatten NCHW
-        return self.output(x).squeeze(1)  # [N]
+        return self.logit(x).squeeze(1)  # [N]
 
 
 def numel(module: torch.nn.Module) -> int:

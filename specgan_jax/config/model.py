@@ -46,6 +46,12 @@ class ModelConfig:
     # Number of classes of a conditional model; 0 for unconditional, and "take it from the
     # data" on the command line (training fills it in before writing config.json).
     n_classes: int = 0
+    # Spectral normalisation of the critic (Miyato et al. 2018), meant for loss.loss=hinge: each
+    # conv kernel and the `output` kernel divided by its largest singular value, estimated by
+    # sn_iterations power iterations from a fixed start vector in every forward pass (stateless;
+    # engine/spectral_norm.py). Not the class projection (conditional), never the generator.
+    spectral_norm: bool = False
+    sn_iterations: int = 10  # power iterations per weight and forward pass (spectral_norm)
 
     def __post_init__(self):
         check_literals(self, "model")
@@ -63,6 +69,8 @@ class ModelConfig:
                              "(an unconditional model has no classes; leave n_classes at 0)")
         if self.conditional and self.n_classes == 1:  # 0: not yet known (filled from the data)
             raise ValueError(needs_classes_message(self.n_classes))
+        if self.sn_iterations < 1:
+            raise ConfigError(f"model.sn_iterations must be >= 1; got {self.sn_iterations}")
 
 
 def needs_classes_message(n_classes: int) -> str:

@@ -43,6 +43,7 @@ import numpy as np
 from jax import lax
 
 from specgan_jax.engine.convs import NHWC, conv, conv3x3
+from specgan_jax.engine.spectral_norm import normalize_kernel
 
 # TF defaults for tf.layers.*: Glorot-uniform kernels and zero biases (not Flax's lecun_normal,
 # not PyTorch's kaiming-uniform). Glorot is symmetric in fan-in/fan-out, so the [.., out, in]
@@ -283,11 +284,14 @@ class DownConv(nn.Module):
     padding: Padding
     impl: Impl
     dtype: Optional[jnp.dtype] = None  # bf16: compute dtype (fp32 accumulation); None: x's own
+    sn_iterations: int = 0  # > 0: the kernel spectrally normalised (engine/spectral_norm.py)
 
     @nn.compact
     def __call__(self, x):
         k = self.kernel_len
         kernel = self.param("kernel", kernel_init, (k, k, x.shape[-1], self.features))
+        if self.sn_iterations:  # sigma from the stored (float32) kernel, before any bf16 cast
+            kernel = normalize_kernel(kernel, self.sn_iterations)
         x = x if self.dtype is None else x.astype(self.dtype)
         y = conv_2x(x, kernel, self.padding, self.impl)
         return y + self.param("bias", bias_init, (self.features,))

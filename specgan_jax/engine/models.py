@@ -26,6 +26,7 @@ from specgan_jax.config import ModelConfig
 from specgan_jax.config.model import needs_classes_message
 from specgan_jax.config.resolve import Platform, auto_conv_impl
 from specgan_jax.engine.layers import BatchNorm, DownConv, UpConv, bias_init, kernel_init
+from specgan_jax.engine.spectral_norm import SNDense, sn_iterations
 
 # 128x128 output: the 4x4 seed is upsampled 5 times by 2.
 SPATIAL = 128
@@ -45,7 +46,9 @@ def compute_dtype(cfg: ModelConfig):
     return jnp.bfloat16 if cfg.precision == "bf16" else None
 
 
-def _dense(features: int, cfg: ModelConfig, name: str):
+def _dense(features: int, cfg: ModelConfig, name: str, sn_iter: int = 0):
+    if sn_iter:  # the same parameters, the kernel spectrally normalised
+        return SNDense(features, sn_iter, kernel_init, bias_init, compute_dtype(cfg), name=name)
     if cfg.precision != "bf16":
         return nn.Dense(features, kernel_init=kernel_init, bias_init=bias_init, name=name)
     # bf16 inputs/weights, float32 params, the product accumulated and returned in float32
@@ -99,7 +102,7 @@ class _DownBlock(nn.Module):
     def __call__(self, x):
         c = self.cfg
         x = DownConv(self.features, c.kernel_len, c.padding, resolve_impl(c), compute_dtype(c),
-                     name="conv")(x)
+                     sn_iterations(c), name="conv")(x)
         if self.batchnorm:
             # The critic's BN always normalises with batch statistics (specgan.py: training=True)
             x = BatchNorm(track_running_stats=False, name="bn")(x, True)
@@ -196,6 +199,8 @@ class Discriminator(nn.Module):
     `output` kernel (bounds sqrt(6 / (F + n_classes)) and sqrt(6 / (F + 1)), F = 4*4*16d), so
     both terms start at the same scale. bf16 mode: h is float32 and so is the projection.
     cond_scale (None = 1): D(x, y) = psi(h) + s <v_y, h>, transitional conditioning as in G.
+    cfg.spectral_norm: every downconv kernel and the `output` kernel divided by its spectral
+    norm (engine/spectral_norm.py); class_proj is not (an embedding table, not a layer's map).
     """
 
     cfg: ModelConfig
@@ -210,7 +215,8 @@ class Discriminator(nn.Module):
         x = leaky_relu(_DownBlock(self.cfg, 8 * d, bn, name="downconv_3")(x))  # -> [B,8,8,8d]
         x = leaky_relu(_DownBlock(self.cfg, 16 * d, bn, name="downconv_4")(x))  # -> [B,4,4,16d]
         h = x.reshape(x.shape[0], -1)  # flatten NHWC: [B, 4*4*16d]
-        logit = _from_compute(_dense(1, self.cfg, "output")(h), self.cfg)[:, 0]  # psi(h)
+        out = _dense(1, self.cfg, "output", sn_iterations(self.cfg))
+        logit = _from_compute(out(h), self.cfg)[:, 0]  # psi(h)
         if self.cfg.conditional:
             v = nn.Embed(self.cfg.n_classes, h.shape[-1], embedding_init=kernel_init,
                          name="class_proj")(y)  # [B, 4*4*16d]
