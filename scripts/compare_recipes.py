@@ -89,6 +89,12 @@ CANDIDATES = {
         "hinge loss (Miyato et al. 2018, 'Spectral Normalization for GANs'), 1 critic update "
         "at a 4x higher critic learning rate (two time-scale update rule, Heusel et al. 2017; "
         "rates and Adam(0, 0.9) as Zhang et al. 2019, SAGAN)"),
+    "hinge-ttur-sn": (
+        ["--loss.loss", "hinge", "--loss.n_critic", "1", "--model.upsample", "nn",
+         "--optim.g_lr", "1e-4", "--optim.d_lr", "4e-4", "--optim.beta1", "0",
+         "--optim.beta2", "0.9", "--model.spectral_norm"],
+        "hinge-ttur with spectral normalisation of the critic (Miyato et al. 2018), as its "
+        "sources pair them"),
 }
 # The demo preset's model and schedule (specgan_jax.config.DEMO_PRESET), for every set.
 BASE = ["--model.dim", "8", "--batch-size", "8", "--train.steps_per_call", "10",
