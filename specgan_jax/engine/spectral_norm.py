@@ -25,7 +25,7 @@ and forward pass (n = model.sn_iterations, 10 by default), small against the con
 Power iteration converges as (sigma_2 / sigma_1)^(2n) in sigma's relative error; a random
 kernel has sigma_2 close to sigma_1, so a short run underestimates sigma and the normalised
 weight's spectral norm is somewhat above 1 (measured in docs/recipes.md). That is the function
-that is trained, exactly the same in both implementations (parity_tests/test_spectral_norm.py).
+that is trained, exactly the same in both implementations (parity_tests/test_spectral_norm_parity.py).
 A [F, 1] dense kernel (the critic's `output`) has out = 1: u is 1 and sigma = ||w||_2 exactly.
 """
 
