@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--format wav: Griffin-Lim iterations (default 16, the original's)")
     p.add_argument("--format", choices=("csv", "npy", "png", "wav"), default="csv",
                    help="csv: one file per sample in the input's format; npy: one [N, rows, "
-                        "cols] float32 array; png: one picture grid [default: csv]")
+                        "cols] float32 array; png: one picture grid; wav: one 16-bit WAV per sample "
+                        "(Griffin-Lim; data made by specgan-audio-to-spectrograms) [default: csv]")
     p.add_argument("--seed", type=int, default=0, help="latent seed [default: 0]")
     p.add_argument("--start", type=int, default=0,
                    help="first sample index: samples start..start+n-1 of the seed [default: 0]")
