@@ -97,7 +97,7 @@ def torch_models(cfg: ModelConfig, seed: int = 0, randomize_bn: bool = True):
     ignored tensor)."""
     torch.manual_seed(seed)
     kw = dict(kernel_len=cfg.kernel_len, dim=cfg.dim, use_batchnorm=cfg.use_batchnorm,
-              padding=cfg.padding)
+              padding=cfg.padding, n_freq=cfg.n_freq, n_time=cfg.n_time)
     dkw = dict(spectral_norm=cfg.spectral_norm, sn_iterations=cfg.sn_iterations)  # D only
     if cfg.conditional:
         g = SpecGANConditionalGenerator(cfg.n_classes, nz=cfg.latent_dim, upsample=cfg.upsample,
@@ -147,8 +147,8 @@ KINK_MARGIN = 1e-4
 
 def _activation_bias_pairs(model: torch.nn.Module):
     """(activation module, module whose bias is added right before it) for each ReLU/LeakyReLU
-    of a reference G or D, in forward order. G's first ReLU follows `fc` (a [C*4*4] bias that
-    the forward views as [C, 4, 4]) or the first batch norm."""
+    of a reference G or D, in forward order. G's first ReLU follows `fc` (a [C*h*w] bias that
+    the forward views as [C, h, w]) or the first batch norm."""
     last = getattr(model, "fc", None)
     pairs = []
     for m in model.main:
@@ -234,7 +234,7 @@ def move_off_kinks(model: torch.nn.Module, run, keep_last: bool = False, seed: i
         delta = np.where(up, np.max(gap - lo, axis=0), np.min(-gap - hi, axis=0))
         with torch.no_grad():
             bias = biased.bias
-            if isinstance(biased, torch.nn.Linear):  # G's fc: viewed as [C, 4, 4] downstream
+            if isinstance(biased, torch.nn.Linear):  # G's fc: viewed as [C, h, w] downstream
                 bias.view(len(delta), -1).add_(torch.from_numpy(delta[:, None]).to(bias.dtype))
             else:
                 bias.add_(torch.from_numpy(delta).to(bias.dtype))

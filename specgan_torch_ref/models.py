@@ -12,7 +12,9 @@ Corrections (docs/seed-bugs.md), marked `# FIX` below:
     always uses batch statistics (specgan.py: training=True), so it tracks no running stats.
   * Glorot-uniform weights and zero biases, as TF (torch defaults to kaiming-uniform).
   * upsample="nn" (nearest x2 + stride-1 conv), an option of the original the seed left out.
-Layout NCHW [B, 1, F, T]. This package imports nothing from specgan_jax.
+Layout NCHW [B, 1, F, T], F x T = n_freq x n_time (128 x 128 by default, the seed's only shape;
+any multiples of 32: `fc` makes a [16d, F/32, T/32] seed, D flattens [16d, F/32, T/32]).
+This package imports nothing from specgan_jax.
 """
 
 from __future__ import annotations
@@ -25,6 +27,17 @@ from specgan_torch_ref.spectral_norm import sn_linear, sn_main
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # torch convention: running = (1 - 0.01) running + 0.01 batch == TF 0.99
+STRIDE_LAYERS = 5  # stride-2 layers of G and of D: each axis is halved 5 times
+
+
+def seed_shape(n_freq: int, n_time: int) -> tuple[int, int]:
+    """(h, w) of G's seed and of D's last feature map; ValueError for a shape that does not
+    divide by 2^STRIDE_LAYERS."""
+    step = 2 ** STRIDE_LAYERS
+    if n_freq < step or n_time < step or n_freq % step or n_time % step:
+        raise ValueError(f"n_freq x n_time = {n_freq} x {n_time}: each must be a positive "
+                         f"multiple of {step}")
+    return n_freq // step, n_time // step
 
 
 class SameConv2d(nn.Conv2d):
@@ -84,13 +97,15 @@ def _tf_init(module: nn.Module):
 
 
 class SpecGANGenerator(nn.Module):
-    """z [N, nz] -> spectrogram [N, nc, 128, 128] in [-1, 1]."""
+    """z [N, nz] -> spectrogram [N, nc, n_freq, n_time] in [-1, 1]."""
 
     def __init__(self, nz=100, kernel_len=5, dim=64, use_batchnorm=False, nc=1,
-                 upsample="zeros", padding="same"):
+                 upsample="zeros", padding="same", n_freq=128, n_time=128):
         super().__init__()
         self.nz, self.dim, self.use_batchnorm = nz, dim, use_batchnorm
-        self.fc = nn.Linear(nz, 4 * 4 * dim * 16)  # [N,100] -> [N, 4*4*16d]
+        self.seed = seed_shape(n_freq, n_time)  # (h, w): (4, 4) at 128 x 128
+        h, w = self.seed
+        self.fc = nn.Linear(nz, h * w * dim * 16)  # [N,100] -> [N, h*w*16d]
         layers = []
         if use_batchnorm:
             layers.append(nn.BatchNorm2d(dim * 16, eps=BN_EPS, momentum=BN_MOMENTUM))
@@ -108,20 +123,22 @@ class SpecGANGenerator(nn.Module):
 
     def forward(self, z):
         # FIX: the seed's loop fed z of shape [N, nz, 1, 1] to this Linear; z is [N, nz].
-        x = self.fc(z)  # [N, 4*4*16d]
-        x = x.view(-1, self.dim * 16, 4, 4)  # [N, 16d, 4, 4], channels first
-        return self.main(x)  # [N, nc, 128, 128]
+        x = self.fc(z)  # [N, h*w*16d]
+        x = x.view(-1, self.dim * 16, *self.seed)  # [N, 16d, h, w], channels first
+        return self.main(x)  # [N, nc, n_freq, n_time]
 
 
 class SpecGANDiscriminator(nn.Module):
-    """x [N, nc, 128, 128] -> logits [N]."""
+    """x [N, nc, n_freq, n_time] -> logits [N]."""
 
     def __init__(self, kernel_len=5, dim=64, use_batchnorm=False, nc=1, padding="same",
-                 spectral_norm=False, sn_iterations=10):
+                 spectral_norm=False, sn_iterations=10, n_freq=128, n_time=128):
         super().__init__()
         self.dim, self.use_batchnorm = dim, use_batchnorm
         # > 0: every conv and `output` weight spectrally normalised, stateless (spectral_norm.py)
         self.sn_iterations = sn_iterations if spectral_norm else 0
+        h, w = seed_shape(n_freq, n_time)
+        self.n_features = h * w * dim * 16  # the flattened [16d, h, w] that feeds `output`
         chans = [nc, dim, dim * 2, dim * 4, dim * 8, dim * 16]
         layers = []
         for i, (cin, cout) in enumerate(zip(chans[:-1], chans[1:])):
@@ -131,7 +148,7 @@ class SpecGANDiscriminator(nn.Module):
                                              track_running_stats=False))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
         self.main = nn.Sequential(*layers)
-        self.output = nn.Linear(4 * 4 * dim * 16, 1)
+        self.output = nn.Linear(self.n_features, 1)
         _tf_init(self)
 
     def features(self, x):  # self.main(x), with the normalised weights under spectral_norm
@@ -143,8 +160,8 @@ class SpecGANDiscriminator(nn.Module):
         return self.output(h)
 
     def forward(self, x):
-        x = self.features(x)  # [N, 16d, 4, 4]
-        x = x.reshape(-1, 4 * 4 * self.dim * 16)  # flatten NCHW
+        x = self.features(x)  # [N, 16d, h, w]
+        x = x.reshape(-1, self.n_features)  # flatten NCHW: (c, h, w)
         return self.logit(x).squeeze(1)  # [N]
 
 

@@ -56,7 +56,7 @@ def test_sidecar_names_the_conditional_class_and_classes(exported):
     assert side["class_names"] == CLASSES
     assert side["kwargs"] == {"n_classes": 3, "nz": 100, "kernel_len": 5, "dim": 4,
                               "use_batchnorm": True, "upsample": "zeros", "padding": "same",
-                              "embed_dim": 100}
+                              "n_freq": 128, "n_time": 128, "embed_dim": 100}
 
 
 def test_torch_generator_reproduces_jax_for_given_classes(exported):

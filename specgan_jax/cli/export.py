@@ -14,6 +14,7 @@ from typing import Optional
 
 from specgan_jax.cli import flags
 from specgan_jax.config import Config
+from specgan_jax.config.resolve import settle_shape
 from specgan_jax.config_json import config_from_dict, load_json, merge
 from specgan_jax.errors import SpecganError
 from specgan_jax.run.torch_io import export_generator, import_generator, model_options
@@ -84,9 +85,12 @@ def import_main(argv: Optional[list[str]] = None) -> int:
         side_path = args.pt + ".json"
         side = load_json(side_path) if os.path.exists(side_path) else {}
         if not args.config and side:
-            base = {"model": model_options(side.get("kwargs", {}), side_path)}
-        config = config_from_dict(
-            Config, merge(base, flags.overrides_from_args(args, Config)), source="options")
+            model = model_options(side.get("kwargs", {}), side_path)
+            # the example shape is the data section's option; the model's follows it
+            base = {"model": model, "data": {k: model.pop(k) for k in ("n_freq", "n_time")
+                                             if k in model}}
+        config = settle_shape(config_from_dict(
+            Config, merge(base, flags.overrides_from_args(args, Config)), source="options"))
         names = args.class_names or (side.get("class_names") if config.model.conditional
                                      else None)
         import_generator(args.pt, args.moments, args.out, config, names)

@@ -2,7 +2,9 @@
 
 One flag per field, `--<section>.<field>` (e.g. `--model.dim 16`, `--loss.loss dcgan`), typed
 from the field's annotation: `bool` gives `--x` / `--no-x`, `Literal[...]` gives choices,
-`Optional[T]` also accepts `none`, `tuple[T, ...]` takes several values. The help text of each
+`Optional[T]` also accepts `none`, `tuple[T, ...]` takes several values. A few flags set
+several fields of a section at once (COMPOUND_FLAGS: `--data.shape F T` is
+`--data.n_freq F --data.n_time T`). The help text of each
 flag is the comment written next to the field in specgan_jax/config/, so the dataclasses stay the single
 documented source (as big_vision's configs and the flax examples' train configs do).
 
@@ -23,9 +25,19 @@ import tokenize
 import typing
 from typing import Literal
 
+from specgan_jax.config.train import DataConfig
 from specgan_jax.config_json import is_optional, type_hints
+from specgan_jax.errors import ConfigError
 
 NONE_WORDS = ("none", "None", "null")
+
+# section class -> {flag name: (the int fields it sets, in order, their metavars, help)}
+COMPOUND_FLAGS = {
+    DataConfig: {"shape": (("n_freq", "n_time"), ("F", "T"),
+                           "frequency rows x time frames of a training example, e.g. "
+                           "--data.shape 64 256 (sets data.n_freq and data.n_time; the model's "
+                           "shape follows; multiples of 32) [default: 128 128]")},
+}
 
 
 @functools.lru_cache(maxsize=None)
@@ -160,16 +172,33 @@ def add_config_flags(parser: argparse.ArgumentParser, top_cls: type,
             group.add_argument(*flags, dest=dest, default=argparse.SUPPRESS,
                                help=f"{doc} [default: {default!r}]".strip(),
                                **_flag_kwargs(hints[f.name], flags[-1]))
+        for name, (fields, metavar, doc) in COMPOUND_FLAGS.get(sec_cls, {}).items():
+            flag = f"--{sec.name}.{name}"
+            group.add_argument(flag, dest=f"{sec.name}.{name}", default=argparse.SUPPRESS,
+                               nargs=len(fields), type=_scalar_parser(int, flag),
+                               metavar=metavar,
+                               help=doc.replace("%", "%%"))
 
 
 def overrides_from_args(ns: argparse.Namespace, top_cls: type) -> dict[str, dict]:
     """The explicitly given config flags as a nested {section: {field: value}} dict."""
     out: dict[str, dict] = {}
+    hints = type_hints(top_cls)
     sections = {f.name for f in dataclasses.fields(top_cls)}
+    compound = []
     for dest, value in vars(ns).items():
         if "." in dest and dest.split(".", 1)[0] in sections:
             sec, name = dest.split(".", 1)
-            out.setdefault(sec, {})[name] = value
+            fields = COMPOUND_FLAGS.get(hints[sec], {}).get(name, (None,))[0]
+            if fields is None:
+                out.setdefault(sec, {})[name] = value
+            else:
+                compound.append((sec, name, fields, value))
+    for sec, name, fields, values in compound:
+        given = [f"--{sec}.{f}" for f in fields if f in out.get(sec, {})]
+        if given:
+            raise ConfigError(f"--{sec}.{name} and {' / '.join(given)} both given: use one")
+        out.setdefault(sec, {}).update(zip(fields, values))
     return out
 
 

@@ -52,9 +52,19 @@ class ModelConfig:
     # engine/spectral_norm.py). Not the class projection (conditional), never the generator.
     spectral_norm: bool = False
     sn_iterations: int = 10  # power iterations per weight and forward pass (spectral_norm)
+    # Frequency rows x time frames of G's output and D's input: filled from data.shape (or
+    # --data.n_freq / --data.n_time) when a run's config is resolved, so config.json records
+    # them and a checkpoint plus it rebuilds the model. Each a multiple of SHAPE_STEP = 32: G
+    # starts from [n_freq / 32, n_time / 32] and doubles both 5 times (config.json files from
+    # before this option hold neither: 128 x 128, the only shape there was).
+    n_freq: int = 128
+    n_time: int = 128
 
     def __post_init__(self):
         check_literals(self, "model")
+        bad = shape_message(self.n_freq, self.n_time, "model.n_freq x model.n_time")
+        if bad:
+            raise ValueError(bad)
         if self.latent_dim < 1 or self.dim < 1:
             raise ValueError("model.latent_dim and model.dim must be positive")
         if self.kernel_len != 5 and self.conv_impl in ("phase", "hybrid"):
@@ -71,6 +81,31 @@ class ModelConfig:
             raise ValueError(needs_classes_message(self.n_classes))
         if self.sn_iterations < 1:
             raise ConfigError(f"model.sn_iterations must be >= 1; got {self.sn_iterations}")
+
+
+# The stride-2 layers of G (upconv_0..4) and of D (downconv_0..4), as specgan.py: each axis of
+# an example is halved STRIDE_LAYERS times down to the generator's seed, so it must be a
+# multiple of SHAPE_STEP.
+STRIDE_LAYERS = 5
+SHAPE_STEP = 2 ** STRIDE_LAYERS
+
+
+def _nearest(n: int) -> str:
+    lo = n // SHAPE_STEP * SHAPE_STEP
+    return f"{lo} or {lo + SHAPE_STEP}" if lo else f"{SHAPE_STEP}"
+
+
+def shape_message(n_freq: int, n_time: int, option: str) -> str:
+    """"" for a shape the model can make, else the one-line error naming `option` and, per
+    axis that does not fit, the nearest sizes it can make."""
+    bad = [(axis, n) for axis, n in (("frequency", n_freq), ("time", n_time))
+           if n < 1 or n % SHAPE_STEP]
+    if not bad:
+        return ""
+    near = "; ".join(f"{axis} {n} -> {_nearest(max(n, 0))}" for axis, n in bad)
+    return (f"{option} = {n_freq} x {n_time}: SpecGAN halves each axis {STRIDE_LAYERS} times "
+            f"(stride-2 layers), so each must be a multiple of {SHAPE_STEP}; nearest it can "
+            f"make: {near}")
 
 
 def needs_classes_message(n_classes: int) -> str:

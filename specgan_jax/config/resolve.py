@@ -7,6 +7,7 @@ from the data or the machine. `resolve` settles all of them in one place, so tha
 are the same values:
 
     model.n_classes        the data's classes (conditional models; 0 otherwise)
+    model.n_freq, n_time   the example shape, data.n_freq x data.n_time (--data.shape F T)
     model.conv_impl        "auto" -> the platform's fastest (`auto_conv_impl`)
     loss.cond_start/_ramp  None -> fractions of train.steps (conditional), else 0; a resumed
                            run keeps the values of its config.json
@@ -28,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Sequence
 
-from specgan_jax.config.model import LossConfig, ModelConfig, OptimConfig
+from specgan_jax.config.model import LossConfig, ModelConfig, OptimConfig, shape_message
 from specgan_jax.errors import ConfigError
 
 # Settings per loss: (optimizer, g_lr, d_lr, beta1, beta2). The original's (train_specgan.py)
@@ -130,8 +131,32 @@ def batch_divisibility_message(batch_size: int, n_devices: int,
             f"Use a multiple of {n_devices}, e.g. {fits}.")
 
 
+def check_shape(config) -> None:
+    """The example shape (data.n_freq x data.n_time) is one the model can make, and the model
+    section does not contradict it (ConfigError). model.n_freq / n_time follow the data's
+    when resolved; the model's own fields are either that shape or their default."""
+    d, m = config.data, config.model
+    bad = shape_message(d.n_freq, d.n_time, "data.shape (--data.shape F T)")
+    if bad:
+        raise ConfigError(bad)
+    given = (m.n_freq, m.n_time)
+    if given not in ((ModelConfig.n_freq, ModelConfig.n_time), (d.n_freq, d.n_time)):
+        raise ConfigError(f"model.n_freq x model.n_time = {given[0]} x {given[1]} differs from "
+                          f"data.shape {d.n_freq} x {d.n_time}: the model's shape follows the "
+                          "data's; set --data.shape F T only")
+
+
+def settle_shape(config):
+    """`config` with model.n_freq / n_time set from the data section, after check_shape."""
+    check_shape(config)
+    d = config.data
+    return dataclasses.replace(config, model=dataclasses.replace(
+        config.model, n_freq=d.n_freq, n_time=d.n_time))
+
+
 def check_options(config) -> None:
     """Checks between sections that need nothing but the config (ConfigError)."""
+    check_shape(config)
     lc = config.loss
     if lc.transitional and not config.model.conditional:
         given = [f"loss.{k}={getattr(lc, k)}" for k in ("cond_start", "cond_ramp")
@@ -199,7 +224,8 @@ def _settle(config, data: Optional[DataSummary], saved_config, platform: Optiona
     """`config` with every auto / None option settled (no checks); platform None keeps
     model.conv_impl as given."""
     rep = dataclasses.replace
-    model = rep(config.model, n_classes=_n_classes(config.model, data))
+    model = rep(config.model, n_classes=_n_classes(config.model, data),
+                n_freq=config.data.n_freq, n_time=config.data.n_time)
     if platform is not None:
         model = rep(model, conv_impl=auto_conv_impl(model, platform))
     start, ramp = cond_schedule(config, saved_config)

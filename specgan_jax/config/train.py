@@ -110,7 +110,9 @@ class DataConfig:
     # "freq_rows": CSV rows are frequency bins (the usual layout); "time_rows": rows are time
     # frames, the file is transposed on load.
     orientation: Literal["freq_rows", "time_rows"] = "freq_rows"
-    n_freq: int = 128  # expected frequency bins per spectrogram (the generator makes 128)
+    # Frequency bins x time frames of a training example; the model's shape follows them
+    # (multiples of 32). `--data.shape F T` sets both.
+    n_freq: int = 128  # expected frequency bins per spectrogram
     n_time: int = 128  # expected time frames per spectrogram
     # What to do with a file of another size: "error" (default: a clear error naming the file)
     # or "crop_pad": keep the lowest n_freq bins / first n_time frames and pad missing ones

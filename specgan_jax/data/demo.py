@@ -141,9 +141,11 @@ def write_csv_folders(out_dir: str, x: np.ndarray, labels: Sequence[int],
     return paths
 
 
-def demo_dataset(seed: int, n_per_class: int = DEMO_N_PER_CLASS) -> Dataset:
-    """The demo run's training set as a Dataset (paths name the class and index)."""
-    x, labels, class_names = make_demo_dataset(n_per_class, seed)
+def demo_dataset(seed: int, n_per_class: int = DEMO_N_PER_CLASS, n_freq: int = 128,
+                 n_time: int = 128) -> Dataset:
+    """The demo run's training set as a Dataset (paths name the class and index), of
+    n_freq x n_time spectrograms (the run's data.n_freq x data.n_time)."""
+    x, labels, class_names = make_demo_dataset(n_per_class, seed, n_freq, n_time)
     return Dataset(x=x, labels=labels, class_names=class_names,
                    paths=[f"<demo {class_names[c]} #{i}>" for i, c in enumerate(labels)],
                    skipped=[])

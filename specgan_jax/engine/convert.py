@@ -8,8 +8,10 @@ them. Both directions are exact (pure permutations/reshapes).
 Layouts:
   conv    torch Conv2d [O,I,kh,kw] / ConvTranspose2d [I,O,kh,kw] -> permute(2,3,1,0) -> Flax
           [kh,kw,I,O] / [kh,kw,O,I] (same permutation for both; no spatial flip)
-  g_fc    torch fc.weight [(c,h,w), nz] (the seed views the output as NCHW [16d,4,4])
-          -> Flax z_project/dense/kernel [nz, (h,w,c)] (reshaped NHWC [4,4,16d])
+  g_fc    torch fc.weight [(c,h,w), nz] (the seed views the output as NCHW [16d,h,w])
+          -> Flax z_project/dense/kernel [nz, (h,w,c)] (reshaped NHWC [h,w,16d]); h x w is
+          the seed shape, n_freq/32 x n_time/32 (4 x 4 at 128 x 128): h along frequency, w
+          along time on both sides, so a non-square seed is not transposed
   g_fc_b  the same permutation for fc.bias
   d_out   torch output.weight [1, (c,h,w)] (flattened NCHW) -> Flax output/kernel [(h,w,c), 1]
   d_proj  torch class_proj.weight [n_classes, (c,h,w)] -> Flax class_proj/embedding
@@ -35,7 +37,7 @@ import jax
 import numpy as np
 
 from specgan_jax.config import ModelConfig
-from specgan_jax.engine.models import init_models
+from specgan_jax.engine.models import init_models, seed_shape
 
 
 class ConversionError(ValueError):
@@ -48,40 +50,47 @@ class Entry(NamedTuple):
     kind: str  # "copy" | "conv" | "g_fc" | "g_fc_b" | "d_out" | "d_proj"
 
 
-def _torch_from_flax(kind: str, a: np.ndarray, c: int) -> np.ndarray:
-    """Flax layout -> torch layout. c = 16 * dim (channels of the 4x4 seed)."""
+def _seed(cfg: ModelConfig) -> Tuple[int, int, int]:
+    """(h, w, c): the shape of G's seed and of D's last feature map, c = 16 * dim channels."""
+    return (*seed_shape(cfg), 16 * cfg.dim)
+
+
+def _torch_from_flax(kind: str, a: np.ndarray, seed: Tuple[int, int, int]) -> np.ndarray:
+    """Flax layout -> torch layout. seed = (h, w, c) (`_seed`)."""
+    h, w, c = seed
     if kind == "copy":
         return a
     if kind == "conv":
         return a.transpose(3, 2, 0, 1)
     if kind == "g_fc":  # [nz, (h,w,c)] -> [(c,h,w), nz]
         nz = a.shape[0]
-        return a.reshape(nz, 4, 4, c).transpose(3, 1, 2, 0).reshape(c * 16, nz)
+        return a.reshape(nz, h, w, c).transpose(3, 1, 2, 0).reshape(c * h * w, nz)
     if kind == "g_fc_b":  # [(h,w,c)] -> [(c,h,w)]
-        return a.reshape(4, 4, c).transpose(2, 0, 1).reshape(-1)
+        return a.reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
     if kind == "d_out":  # [(h,w,c), 1] -> [1, (c,h,w)]
-        return a[:, 0].reshape(4, 4, c).transpose(2, 0, 1).reshape(1, -1)
+        return a[:, 0].reshape(h, w, c).transpose(2, 0, 1).reshape(1, -1)
     if kind == "d_proj":  # [n, (h,w,c)] -> [n, (c,h,w)]
         n = a.shape[0]
-        return a.reshape(n, 4, 4, c).transpose(0, 3, 1, 2).reshape(n, -1)
+        return a.reshape(n, h, w, c).transpose(0, 3, 1, 2).reshape(n, -1)
     raise ValueError(kind)
 
 
-def _flax_from_torch(kind: str, a: np.ndarray, c: int) -> np.ndarray:
+def _flax_from_torch(kind: str, a: np.ndarray, seed: Tuple[int, int, int]) -> np.ndarray:
+    h, w, c = seed
     if kind == "copy":
         return a
     if kind == "conv":
         return a.transpose(2, 3, 1, 0)
     if kind == "g_fc":  # [(c,h,w), nz] -> [nz, (h,w,c)]
         nz = a.shape[1]
-        return a.reshape(c, 4, 4, nz).transpose(3, 1, 2, 0).reshape(nz, 16 * c)
+        return a.reshape(c, h, w, nz).transpose(3, 1, 2, 0).reshape(nz, h * w * c)
     if kind == "g_fc_b":
-        return a.reshape(c, 4, 4).transpose(1, 2, 0).reshape(-1)
+        return a.reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
     if kind == "d_out":
-        return a.reshape(c, 4, 4).transpose(1, 2, 0).reshape(-1, 1)
+        return a.reshape(c, h, w).transpose(1, 2, 0).reshape(-1, 1)
     if kind == "d_proj":  # [n, (c,h,w)] -> [n, (h,w,c)]
         n = a.shape[0]
-        return a.reshape(n, c, 4, 4).transpose(0, 2, 3, 1).reshape(n, -1)
+        return a.reshape(n, c, h, w).transpose(0, 2, 3, 1).reshape(n, -1)
     raise ValueError(kind)
 
 
@@ -172,14 +181,15 @@ def from_torch(cfg: ModelConfig, state_dict, which: str) -> dict:
         raise ConversionError(
             f"{which} state_dict does not match the model config (dim={cfg.dim}, "
             f"use_batchnorm={cfg.use_batchnorm}, upsample={cfg.upsample!r}, "
-            f"conditional={cfg.conditional}, n_classes={cfg.n_classes}): "
+            f"conditional={cfg.conditional}, n_classes={cfg.n_classes}, "
+            f"shape={cfg.n_freq}x{cfg.n_time}): "
             f"missing keys {missing}, unexpected keys {unexpected}")
-    c = 16 * cfg.dim
+    seed = _seed(cfg)
     out: dict = {}
     for e in entries:
         a = _to_numpy(state_dict[e.torch_key])
         try:
-            v = _flax_from_torch(e.kind, a, c)
+            v = _flax_from_torch(e.kind, a, seed)
         except ValueError as err:  # a reshape that cannot work: wrong size
             raise ConversionError(f"{e.torch_key}: shape {a.shape} cannot be converted "
                                   f"({err})") from None
@@ -208,14 +218,14 @@ def to_torch(cfg: ModelConfig, variables: dict, which: str) -> dict:
     if missing or unexpected:
         raise ConversionError(f"{which} variables do not match the model config: missing "
                               f"{missing}, unexpected {unexpected}")
-    c = 16 * cfg.dim
+    seed = _seed(cfg)
     sd = {}
     for e in entries:
         a = have[e.flax_path]
         if a.shape != want[e.flax_path]:
             raise ConversionError(f"{'/'.join(e.flax_path)}: shape {a.shape}, expected "
                                   f"{want[e.flax_path]}")
-        sd[e.torch_key] = torch.from_numpy(np.array(_torch_from_flax(e.kind, a, c), order="C"))
+        sd[e.torch_key] = torch.from_numpy(np.array(_torch_from_flax(e.kind, a, seed), order="C"))
     if which == "generator":  # buffers torch's BatchNorm2d expects; see the module docstring
         for k in ignored:
             sd[k] = torch.zeros((), dtype=torch.long)

@@ -1,16 +1,22 @@
 """SpecGAN generator and discriminator (Donahue et al. 2019; chrisdonahue/wavegan specgan.py).
 
-Layout NHWC [B, F, T, 1]: H = frequency (CSV rows, row 0 = lowest bin), W = time. Submodule
+Layout NHWC [B, F, T, 1]: H = frequency (CSV rows, row 0 = lowest bin), W = time; F x T =
+cfg.n_freq x cfg.n_time (128 x 128 by default; any multiples of 32). Submodule
 names follow the original TF variable scopes (z_project, upconv_0..4, downconv_0..4, output),
 with the layer inside each scope named `dense`/`conv` and its batch norm `bn`.
 
-Param counts at dim=64 (no BN): generator 19,065,345; discriminator 17,427,969.
+Shape: G's dense layer z_project makes a seed [F/32, T/32, 16d] that 5 stride-2 layers double
+to [F, T]; D halves [F, T] 5 times and flattens [F/32, T/32, 16d] (NHWC order) into its
+`output` layer. Only those two dense layers (and class_proj) depend on the shape.
+
+Param counts at dim=64, 128 x 128 (no BN): generator 19,065,345; discriminator 17,427,969.
 
 Class-conditional models (model.conditional; labels y int32 [B] in [0, n_classes)) add two
 parameters and nothing else, so unconditional models keep their parameter tree and numbers:
   class_embed/embedding [n_classes, latent_dim]  G: a learned code per class, joined to z
-  class_proj/embedding  [n_classes, 4*4*16d]     D: the projection discriminator's class vectors
-(dim=64: +1,638,400 + 100 * n_classes in G, the wider z_project kernel; +16,384 * n_classes in D.)
+  class_proj/embedding  [n_classes, h*w*16d]     D: the projection discriminator's class vectors
+(h x w = the seed shape, 4 x 4 at 128 x 128; dim=64 there: +1,638,400 + 100 * n_classes in G,
+the wider z_project kernel; +16,384 * n_classes in D.)
 """
 
 from __future__ import annotations
@@ -23,14 +29,17 @@ import jax.numpy as jnp
 from jax import lax
 
 from specgan_jax.config import ModelConfig
-from specgan_jax.config.model import needs_classes_message
+from specgan_jax.config.model import STRIDE_LAYERS, needs_classes_message
 from specgan_jax.config.resolve import Platform, auto_conv_impl
 from specgan_jax.engine.layers import BatchNorm, DownConv, UpConv, bias_init, kernel_init
 from specgan_jax.engine.spectral_norm import SNDense, sn_iterations
 
-# 128x128 output: the 4x4 seed is upsampled 5 times by 2.
-SPATIAL = 128
-_SEED = 4
+
+
+def seed_shape(cfg: ModelConfig) -> tuple[int, int]:
+    """(h, w): G's seed and D's last feature map, the example shape halved STRIDE_LAYERS times
+    (4 x 4 for 128 x 128; ModelConfig checks that the shape divides)."""
+    return cfg.n_freq >> STRIDE_LAYERS, cfg.n_time >> STRIDE_LAYERS
 
 
 def resolve_impl(cfg: ModelConfig) -> str:
@@ -64,15 +73,16 @@ def _from_compute(x, cfg: ModelConfig):
 
 
 class _DenseBlock(nn.Module):
-    """z_project: Dense -> reshape [B,4,4,16d] -> (BN)."""
+    """z_project: Dense -> reshape [B,h,w,16d] (seed_shape) -> (BN)."""
 
     cfg: ModelConfig
 
     @nn.compact
     def __call__(self, z, train: bool):
         c = 16 * self.cfg.dim
-        x = _from_compute(_dense(_SEED * _SEED * c, self.cfg, "dense")(z), self.cfg)  # -> [B,4*4*16d]
-        x = x.reshape(z.shape[0], _SEED, _SEED, c)  # NHWC, as tf.reshape in specgan.py
+        h, w = seed_shape(self.cfg)
+        x = _from_compute(_dense(h * w * c, self.cfg, "dense")(z), self.cfg)  # -> [B,h*w*16d]
+        x = x.reshape(z.shape[0], h, w, c)  # NHWC, as tf.reshape in specgan.py
         if self.cfg.use_batchnorm:
             x = BatchNorm(name="bn")(x, train)
         return x
@@ -138,7 +148,7 @@ def check_labels(cfg: ModelConfig, y, batch: int, who: str) -> None:
 
 
 class Generator(nn.Module):
-    """z [B, latent_dim] -> spectrogram [B, 128, 128, 1] in [-1, 1].
+    """z [B, latent_dim] -> spectrogram [B, F, T, 1] in [-1, 1] (F x T = n_freq x n_time).
 
     Conditional (cfg.conditional): labels y [B] pick a learned code e_y [E] (class_embed,
     E = class_embed_dim), and z_project sees [z, e_y] (latent_dim + E inputs), so its dense
@@ -162,6 +172,7 @@ class Generator(nn.Module):
             if cond_scale is not None:
                 e = e * cond_scale
             z = jnp.concatenate([z, e.astype(z.dtype)], axis=-1)  # [B, latent_dim + E]
+        # shapes at 128 x 128 (others: F/32 x T/32 doubling to F x T)
         x = _DenseBlock(self.cfg, name="z_project")(z, train)  # [B,100(+E)] -> [B,4,4,16d]
         x = nn.relu(x)
         x = nn.relu(_UpBlock(self.cfg, 8 * d, bn, name="upconv_0")(x, train))  # -> [B,8,8,8d]
@@ -181,13 +192,13 @@ def leaky_relu(x, alpha: float = 0.2):
 
 
 class Discriminator(nn.Module):
-    """x [B, 128, 128, 1] -> critic logits [B]. No BN on the first layer (specgan.py).
+    """x [B, F, T, 1] -> critic logits [B]. No BN on the first layer (specgan.py).
 
     Conditional (cfg.conditional): a projection discriminator (Miyato & Koyama 2018, "cGANs
     with Projection Discriminator"): with h = phi(x) the flattened last features
-    [B, 4*4*16d] that feed `output` (psi, the unconditional logit),
+    [B, F/32*T/32*16d] that feed `output` (psi, the unconditional logit),
 
-        D(x, y) = psi(h) + <v_y, h>,    v_y = row y of class_proj [n_classes, 4*4*16d].
+        D(x, y) = psi(h) + <v_y, h>,    v_y = row y of class_proj [n_classes, F/32*T/32*16d].
 
     Why this form (the paper's derivation): the optimal critic of the adversarial loss is the log
     density ratio r(x, y) = log q(x, y) / p(x, y) of data q and model p, which splits as
@@ -209,17 +220,22 @@ class Discriminator(nn.Module):
     def __call__(self, x, y=None, cond_scale=None):
         d, bn = self.cfg.dim, self.cfg.use_batchnorm
         check_labels(self.cfg, y, x.shape[0], "Discriminator")
+        if x.shape[1:3] != (self.cfg.n_freq, self.cfg.n_time):
+            raise ValueError(f"Discriminator: input of {x.shape[1]} x {x.shape[2]} (frequency x "
+                             f"time); this model (model.n_freq x model.n_time) takes "
+                             f"{self.cfg.n_freq} x {self.cfg.n_time}")
+        # shapes at 128 x 128 (others: F/2 x T/2 halving to F/32 x T/32)
         x = leaky_relu(_DownBlock(self.cfg, d, False, name="downconv_0")(x))  # -> [B,64,64,d]
         x = leaky_relu(_DownBlock(self.cfg, 2 * d, bn, name="downconv_1")(x))  # -> [B,32,32,2d]
         x = leaky_relu(_DownBlock(self.cfg, 4 * d, bn, name="downconv_2")(x))  # -> [B,16,16,4d]
         x = leaky_relu(_DownBlock(self.cfg, 8 * d, bn, name="downconv_3")(x))  # -> [B,8,8,8d]
         x = leaky_relu(_DownBlock(self.cfg, 16 * d, bn, name="downconv_4")(x))  # -> [B,4,4,16d]
-        h = x.reshape(x.shape[0], -1)  # flatten NHWC: [B, 4*4*16d]
+        h = x.reshape(x.shape[0], -1)  # flatten NHWC: [B, (h, w, c)] = [B, 4*4*16d]
         out = _dense(1, self.cfg, "output", sn_iterations(self.cfg))
         logit = _from_compute(out(h), self.cfg)[:, 0]  # psi(h)
         if self.cfg.conditional:
             v = nn.Embed(self.cfg.n_classes, h.shape[-1], embedding_init=kernel_init,
-                         name="class_proj")(y)  # [B, 4*4*16d]
+                         name="class_proj")(y)  # [B, h*w*16d]
             proj = jnp.sum(v.astype(h.dtype) * h, axis=-1)  # <v_y, h>
             logit = logit + (proj if cond_scale is None else cond_scale * proj)
         return logit  # [B] logits (float32 in bf16 mode)
@@ -232,7 +248,8 @@ def init_models(cfg: ModelConfig, key: jax.Array, batch: int = 1):
     y = jnp.zeros((batch,), jnp.int32) if cfg.conditional else None
     g_vars = Generator(cfg).init(kg, jnp.zeros((batch, cfg.latent_dim), jnp.float32), y,
                                  train=False)
-    d_vars = Discriminator(cfg).init(kd, jnp.zeros((batch, SPATIAL, SPATIAL, 1), jnp.float32), y)
+    d_vars = Discriminator(cfg).init(kd, jnp.zeros((batch, cfg.n_freq, cfg.n_time, 1),
+                                                   jnp.float32), y)
     return dict(g_vars), dict(d_vars)
 
 

@@ -33,7 +33,7 @@ def sample_latents(key, n: int, latent_dim: int, dist: str = "uniform"):
 
 def generate(model_cfg: ModelConfig, g_params, g_batch_stats, z, y=None):
     """G(z) (G(z, y) for a conditional model; y int32 [B]) in inference mode (running BN
-    statistics): [B, latent] -> [B, 128, 128, 1]."""
+    statistics): [B, latent] -> [B, n_freq, n_time, 1]."""
     return Generator(model_cfg).apply(g_variables(g_params, g_batch_stats), z, y, train=False)
 
 

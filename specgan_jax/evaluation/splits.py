@@ -17,7 +17,6 @@ from specgan_jax.config import EvalConfig
 from specgan_jax.data import demo as demo_data
 from specgan_jax.data.cache import load_dataset
 from specgan_jax.data.normalize import normalize
-from specgan_jax.engine.models import SPATIAL
 from specgan_jax.errors import EvaluateError
 
 MIN_REAL = 8  # real spectrograms needed: 4 per split (FD needs 2 per set, NDB 2 bins)
@@ -100,8 +99,9 @@ def real_from_demo(config, moments, cfg: EvalConfig) -> RealSplits:
     n_pc = (moments.count // n_cls if moments.count and moments.count % n_cls == 0
             else demo_data.DEMO_N_PER_CLASS)
     seed = config.train.seed
-    x_ref, labels, names = demo_data.make_demo_dataset(n_pc, seed)
-    x_held = np.stack([demo_data.make_spectrogram(seed, c, i)
+    shape = (config.data.n_freq, config.data.n_time)  # the demo run's examples (demo_dataset)
+    x_ref, labels, names = demo_data.make_demo_dataset(n_pc, seed, *shape)
+    x_held = np.stack([demo_data.make_spectrogram(seed, c, i, *shape)
                        for c in range(n_cls) for i in range(n_pc, 2 * n_pc)])
     rng = np.random.default_rng(cfg.seed)
     ref_i = np.arange(len(x_ref))
@@ -127,10 +127,12 @@ def _data_config_for(config, path: str):
     return dataclasses.replace(config.data, path=path, file_list=None)
 
 
-def _check_shape(x: np.ndarray, moments, what: str) -> None:
-    if x.shape[1:] != (moments.n_freq, SPATIAL) or moments.n_freq != SPATIAL:
+def _check_shape(x: np.ndarray, config, moments, what: str) -> None:
+    """x [N, F, T] has the run's example shape (its generator's) and its moments' bins."""
+    m = config.model
+    if x.shape[1:] != (m.n_freq, m.n_time) or moments.n_freq != m.n_freq:
         raise EvaluateError(f"{what}: spectrograms are {x.shape[1]}x{x.shape[2]} (frequency x "
-                            f"time); the run's generator makes {SPATIAL}x{SPATIAL} and its "
+                            f"time); the run's generator makes {m.n_freq}x{m.n_time} and its "
                             f"moments have {moments.n_freq} frequency bins")
 
 
@@ -140,7 +142,7 @@ def real_from_folder(config, moments, real: str, cfg: EvalConfig,
     normalised."""
     dc = _data_config_for(config, real)
     dataset = load_dataset(dc, progress=progress)
-    _check_shape(dataset.x, moments, real)
+    _check_shape(dataset.x, config, moments, real)
     train_src = config.data.path or config.data.file_list
     same = train_src is not None and os.path.abspath(train_src) == os.path.abspath(real)
     overlap = ("the real set IS the run's training data: both splits were seen in training "
@@ -157,7 +159,7 @@ def fakes_from_folder(config, moments, fakes: str, n: int
     all). Class folders (generate.py's layout for a conditional run) give the labels."""
     dc = dataclasses.replace(_data_config_for(config, fakes), use_cache=False)
     ds = load_dataset(dc, progress=False)
-    _check_shape(ds.x, moments, fakes)
+    _check_shape(ds.x, config, moments, fakes)
     if n > len(ds.x):
         raise EvaluateError(f"--n {n} but {fakes} holds {len(ds.x)} spectrograms")
     idx = np.arange(n or len(ds.x))

@@ -58,7 +58,8 @@ def torch_class(mc: ModelConfig) -> str:
 def torch_kwargs(mc: ModelConfig) -> dict:
     """Constructor arguments of torch_class(mc) for `mc`."""
     kw = {"nz": mc.latent_dim, "kernel_len": mc.kernel_len, "dim": mc.dim,
-          "use_batchnorm": mc.use_batchnorm, "upsample": mc.upsample, "padding": mc.padding}
+          "use_batchnorm": mc.use_batchnorm, "upsample": mc.upsample, "padding": mc.padding,
+          "n_freq": mc.n_freq, "n_time": mc.n_time}
     if mc.conditional:
         kw = {"n_classes": mc.n_classes, **kw, "embed_dim": class_embed_dim(mc)}
     return kw

@@ -28,12 +28,11 @@ from specgan_jax.data.csv import discover
 from specgan_jax.data.moments import Moments, compute_moments, moments_for
 from specgan_jax.data.normalize import denormalize
 from specgan_jax.engine.compile import jit
-from specgan_jax.engine.models import SPATIAL
 from specgan_jax.engine.sampling import generate_batched, make_generate_fn, run_keys
 from specgan_jax.engine.diffaug import gain_scale_from_std
 from specgan_jax.engine.sampling import sample_latents
 from specgan_jax.engine.step import TrainFns, create_train_state, make_train_fns
-from specgan_jax.errors import CheckpointError, ConfigError, RunDirError
+from specgan_jax.errors import CheckpointError, ConfigError
 from specgan_jax.evaluation.periodic import PeriodicEval
 from specgan_jax.run import preview as preview_lib
 from specgan_jax.run import run_dir as run_dir_lib
@@ -83,16 +82,15 @@ def load_data(config: Config, workdir: str, demo: bool, log: Callable[[str], Non
     process computes the same moments from the same data). progress: the parsing and moments
     progress bars."""
     if demo:
-        dataset = demo_data.demo_dataset(config.train.seed)
+        dataset = demo_data.demo_dataset(config.train.seed, n_freq=config.data.n_freq,
+                                         n_time=config.data.n_time)
     else:
         dataset = load_dataset(config.data, progress=progress)
         for path, reason in dataset.skipped:
             log(f"skipped {path}: {reason}")
-    n, f_, t_ = dataset.x.shape
-    if (f_, t_) != (SPATIAL, SPATIAL):
-        raise RunDirError(f"the SpecGAN generator makes 128x128 spectrograms; the data is "
-                          f"{f_}x{t_} (frequency x time). Use --data.shape_policy crop_pad "
-                          f"with --data.n_freq 128 --data.n_time 128.")
+    n = dataset.x.shape[0]
+    # the reader gives data.n_freq x data.n_time examples, the shape the model follows
+    # (resolve); check_options has checked the model can make it
     if n < config.train.batch_size:
         log(f"note: {n} spectrograms < batch size {config.train.batch_size}; batches repeat "
             "examples")
