@@ -183,5 +183,5 @@ def test_missing_and_empty_sources(tmp_path):
     with pytest.raises(DataError, match="no such file or folder"):
         load_dataset(cfg(path=str(tmp_path / "nope")), progress=False)
     os.makedirs(tmp_path / "empty")
-    with pytest.raises(DataError, match="no .csv files found"):
+    with pytest.raises(DataError, match="no .csv or .npy files found"):
         load_dataset(cfg(path=str(tmp_path / "empty")), progress=False)

@@ -1,4 +1,4 @@
-"""--no-progress reaches every progress bar of a training run: the CSV parser's and the
+"""--no-progress reaches every progress bar of a training run: the data parser's and the
 moments' (specgan_jax.data) as well as the training loop's."""
 
 import dataclasses
@@ -12,7 +12,7 @@ from tests.helpers import tiny_args
 
 def _bars(text: str) -> list[str]:
     """Traces of tqdm in captured output: its carriage returns and its rate units."""
-    return [w for w in ("\r", "it/s", "file/s", "spec/s", "step/s]", "parsing CSV", "moments:")
+    return [w for w in ("\r", "it/s", "file/s", "spec/s", "step/s]", "parsing files", "moments:")
             if w in text]
 
 
@@ -22,7 +22,7 @@ def test_data_bars_are_shown_by_default(tiny_data, tmp_path, capsys):
                               cache_dir=str(tmp_path / "cache"))
     moments_for(load_dataset(cfg), cfg, progress=True)
     err = capsys.readouterr().err
-    assert "parsing CSV" in _bars(err) and "moments:" in _bars(err)
+    assert "parsing files" in _bars(err) and "moments:" in _bars(err)
 
 
 def test_no_progress_silences_every_bar(tiny_data, tmp_path, capsys):

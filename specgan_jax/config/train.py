@@ -93,23 +93,35 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where the CSV spectrograms are and how to read them (specgan_jax.data).
+    """Where the spectrograms are and how to read them (specgan_jax.data).
 
-    A CSV is one spectrogram, no header, comma-separated. By default rows = frequency bins
-    (row 0 = lowest) and columns = time frames, 128 x 128 (docs/data.md).
+    A file is one spectrogram: a CSV (no header, comma-separated) or a 2-D .npy array. By
+    default rows = frequency bins (row 0 = lowest) and columns = time frames, 128 x 128
+    (docs/data.md).
     """
 
-    # Folder of *.csv files (one class, named after the folder), or a folder of class
-    # subfolders each holding *.csv files (label = subfolder name, classes sorted).
+    # Folder of *.csv / *.npy files (one class, named after the folder), or a folder of class
+    # subfolders each holding such files (label = subfolder name, classes sorted).
     # None (and no file_list): the training CLI uses the procedural demo dataset.
     path: Optional[str] = None
-    # Text file listing CSV paths, one per line, optionally "PATH<TAB>CLASS"; relative paths
+    # Text file listing data file paths (.npy: a NumPy array, else CSV), one per line, optionally "PATH<TAB>CLASS"; relative paths
     # are relative to the list file's folder; blank lines and lines starting with # ignored.
     # Used instead of `path` (set one of them).
     file_list: Optional[str] = None
-    # "freq_rows": CSV rows are frequency bins (the usual layout); "time_rows": rows are time
-    # frames, the file is transposed on load.
+    # "freq_rows": a file's rows are frequency bins (the usual layout); "time_rows": rows are
+    # time frames, the file is transposed on load.
     orientation: Literal["freq_rows", "time_rows"] = "freq_rows"
+    # Only files whose NAME matches this fnmatch glob (case-sensitive, e.g. 'window_*.csv'),
+    # in the folders and in a file list; a folder's files must also end in .csv or .npy.
+    # None: every .csv / .npy file.
+    pattern: Optional[str] = None
+    # "low_first": row 0 of a file (column 0 for time_rows) is the lowest frequency;
+    # "high_first": the highest (many radio instruments), flipped on load so the model sees
+    # low first; generated CSV / .npy output is written high first again.
+    freq_order: Literal["low_first", "high_first"] = "low_first"
+    # Drop the highest-frequency bin of every file on load, before the size check (the
+    # Nyquist bin: a 256-point STFT's 129 bins become 128, as in the original SpecGAN).
+    drop_top_row: bool = False
     # Frequency bins x time frames of a training example; the model's shape follows them
     # (multiples of 32). `--data.shape F T` sets both.
     n_freq: int = 128  # expected frequency bins per spectrogram
@@ -152,6 +164,8 @@ class DataConfig:
             raise ValueError(f"data.std_floor must be in [0, 1); got {self.std_floor}")
         if self.workers < 0:
             raise ValueError("data.workers must be >= 0")
+        if self.pattern is not None and not self.pattern.strip():
+            raise ValueError("data.pattern must not be empty (none: every .csv / .npy file)")
 
 
 @dataclasses.dataclass(frozen=True)

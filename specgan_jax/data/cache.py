@@ -1,5 +1,5 @@
-"""A CSV data source as one Dataset, parsed once: a float32 .npy (memory-mapped on reload) plus
-a JSON manifest.
+"""A data source (CSV / .npy files) as one Dataset, parsed once: a float32 .npy (memory-mapped
+on reload) plus a JSON manifest.
 
 The manifest lists every source file's path, size and mtime, the labels and the options that
 shaped the array. A reload whose file list, sizes, mtimes and options all match skips parsing
@@ -52,7 +52,9 @@ def _options(data_cfg: DataConfig) -> dict:
     """The options that shape the cached array; a change invalidates the cache."""
     return {"version": CACHE_VERSION, "orientation": data_cfg.orientation,
             "shape": [data_cfg.n_freq, data_cfg.n_time], "shape_policy": data_cfg.shape_policy,
-            "on_bad_file": data_cfg.on_bad_file, "dtype": "float32"}
+            "on_bad_file": data_cfg.on_bad_file, "dtype": "float32",
+            "pattern": data_cfg.pattern, "freq_order": data_cfg.freq_order,
+            "drop_top_row": data_cfg.drop_top_row}
 
 
 def _cache_paths(data_cfg: DataConfig) -> tuple[str, str]:
@@ -100,7 +102,7 @@ def _try_cache(npy_path: str, manifest_path: str, files: list, labels: list,
 
 
 def load_dataset(data_cfg: DataConfig, progress: bool = True) -> Dataset:
-    """Discover, validate and parse a CSV data source (or reuse its cache) -> Dataset.
+    """Discover, validate and parse a data source (or reuse its cache) -> Dataset.
 
     Raises DataError for a missing/empty source, and for the first malformed file when
     data_cfg.on_bad_file == "error". With "skip", malformed files are left out and listed in
