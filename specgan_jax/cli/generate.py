@@ -2,9 +2,10 @@
 
 Loads RUN_DIR/config.json, RUN_DIR/moments.npz and the latest (or `--step`) checkpoint, draws
 latents, runs G in inference mode, maps the output back to the input's units (denormalise,
-inverse log transform if the run used one) and orientation (transposed back for
-rows = time data), and writes files in exactly the input format: CSV, no header, comma
-separated, one spectrogram per file.
+inverse log transform if the run used one), orientation (transposed back for rows = time
+data) and frequency order (flipped back for data.freq_order 'high_first'), and writes files in
+exactly the input format: CSV, no header, comma separated, one spectrogram per file. Pictures
+always have the lowest frequency at the bottom.
 
 Seeding: sample i of seed S uses z_i = sample_latents(fold_in(PRNGKey(S), i)), so a (seed, i)
 pair names one spectrogram whatever --n and --batch-size are (specgan_jax.engine.sampling).
@@ -70,13 +71,23 @@ def _atomic_save(path: str, write) -> None:
         write(fh)
 
 
+def file_order(x: np.ndarray, freq_rows: bool, high_first: bool) -> np.ndarray:
+    """x [N, rows, cols], lowest frequency first, in the data files' frequency order: for
+    high_first data (row 0, or column 0 for rows = time, the highest frequency) flipped."""
+    return np.flip(x, axis=1 if freq_rows else 2) if high_first else x
+
+
 def write_outputs(x: np.ndarray, out_dir: str, fmt: str, stem: str, names: list[str],
-                  freq_rows: bool, title: str, audio: Optional[dict] = None) -> list[str]:
-    """Write x [N, rows, cols] as CSVs (one per sample), one .npy, one PNG grid, or WAVs
+                  freq_rows: bool, title: str, audio: Optional[dict] = None,
+                  high_first: bool = False) -> list[str]:
+    """Write x [N, rows, cols] (lowest frequency first) as CSVs (one per sample) or one .npy,
+    both in the data's frequency order (high_first: flipped), or as one PNG grid or WAVs
     (Griffin-Lim with the `audio` parameters)."""
     if fmt == "wav":
         return wav_out.write_wavs(x, out_dir, names, freq_rows, audio, audio["iterations"])
     os.makedirs(out_dir, exist_ok=True)
+    if fmt in ("csv", "npy"):
+        x = file_order(x, freq_rows, high_first)
     if fmt == "csv":
         paths = []
         for name, a in zip(names, x):
@@ -115,7 +126,8 @@ def class_plan(n_classes_chosen: int, n: int, per_class: Optional[int], start: i
 
 
 def write_class_outputs(parts: list, out_dir: str, fmt: str, png_stem: str, freq_rows: bool,
-                        title: str, audio: Optional[dict] = None) -> list[str]:
+                        title: str, audio: Optional[dict] = None,
+                        high_first: bool = False) -> list[str]:
     """parts: (class name, x [n_k, rows, cols], sample names, stem) per class. CSVs go into one
     folder per class (OUT/<class>/, the input's layout), .npy files one per class, and a PNG is
     one grid with a row per class."""
@@ -130,7 +142,8 @@ def write_class_outputs(parts: list, out_dir: str, fmt: str, png_stem: str, freq
     written = []
     for cls, x, names, stem in parts:
         folder = os.path.join(out_dir, safe_name(cls)) if fmt in ("csv", "wav") else out_dir
-        written += write_outputs(x, folder, fmt, stem, names, freq_rows, title, audio)
+        written += write_outputs(x, folder, fmt, stem, names, freq_rows, title, audio,
+                                 high_first)
     return written
 
 
@@ -225,6 +238,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     return flags.finish(0, argv)
 
 
+def _high_first(run: LoadedRun) -> bool:
+    """Whether the run's data files hold the highest frequency first (its config.json)."""
+    return run.config.data.freq_order == "high_first"
+
+
 def _latents(run: LoadedRun, args, idx=None, count=None):
     mc, lc = run.config.model, run.config.loss
     if args.interpolate:
@@ -246,7 +264,8 @@ def _generate(run: LoadedRun, args, out: str, freq_rows: bool, title: str):
         names = [f"seed{args.seed}_{i:05d}" for i in idx]
         stem = f"seed{args.seed}_{args.start:05d}-{args.start + n - 1:05d}"
     x = run.generate(z, batch_size=args.batch_size)
-    written = write_outputs(x, out, args.format, stem, names, freq_rows, title, args.audio)
+    written = write_outputs(x, out, args.format, stem, names, freq_rows, title, args.audio,
+                            _high_first(run))
     return written, f"{n} spectrograms, {x.shape[1]}x{x.shape[2]}"
 
 
@@ -278,7 +297,7 @@ def _generate_by_class(run: LoadedRun, args, out: str, freq_rows: bool, title: s
         parts.append((c, x[at:at + len(p)], [f"{prefix}_{i:05d}" for i in p], stem))
         at += len(p)
     written = write_class_outputs(parts, out, args.format, png_stem, freq_rows, title,
-                                  args.audio)
+                                  args.audio, _high_first(run))
     counts = ", ".join(f"{c} {len(p)}" for c, p in zip(chosen, plans))
     return written, f"{len(x)} spectrograms, {x.shape[1]}x{x.shape[2]}; {counts}"
 

@@ -290,7 +290,8 @@ class LoadedRun:
     def generate(self, z, labels=None, batch_size: int = 64) -> np.ndarray:
         """z [N, latent] (and labels [N] for a conditional model, see generate_normalized) ->
         spectrograms [N, rows, cols] in the input's units and orientation (rows = frequency
-        unless the run's data.orientation is 'time_rows')."""
+        unless the run's data.orientation is 'time_rows'), the lowest frequency first whatever
+        data.freq_order (the generate CLI writes 'high_first' data's files flipped back)."""
         x = denormalize(self.generate_normalized(z, labels, batch_size), self.moments)
         if self.config.data.orientation == "time_rows":
             x = np.swapaxes(x, 1, 2)  # back to the files' rows = time
