@@ -22,9 +22,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CPU1, CPU2, GPU1 = Platform("cpu", 1), Platform("cpu", 2), Platform("gpu", 1)
 TWO = DataSummary(("cat", "dog"), (4, 4))
 # None where it means something other than "decide later": no data source given (the demo),
-# the machine's default cache folder, no Adam betas for RMSProp, no time budget, no R1 penalty
-# for a loss without one (ns-r1 fills its r1_* in when constructed).
-MEANINGFUL_NONE = {"data.path", "data.file_list", "data.cache_dir", "optim.beta1",
+# no file name pattern (every file), the machine's default cache folder, no Adam betas for
+# RMSProp, no time budget, no R1 penalty for a loss without one (ns-r1 fills its r1_* in when
+# constructed).
+MEANINGFUL_NONE = {"data.path", "data.file_list", "data.pattern", "data.cache_dir", "optim.beta1",
                    "optim.beta2", "train.minutes", "loss.r1_gamma", "loss.r1_every"}
 
 
