@@ -328,3 +328,22 @@ def test_generate_writes_a_high_first_run_s_csvs_high_first(tmp_path, jax_cache)
         high = np.loadtxt(tmp_path / "high_first" / name, delimiter=",")
         assert low.shape == (128, 128) and not np.array_equal(low, high)
         np.testing.assert_array_equal(high, low[::-1])
+
+
+def test_compute_moments_reads_the_new_options(tmp_path):
+    from specgan_jax.cli.moments import main as moments_main
+    from specgan_jax.data.moments import Moments
+    low = [arr(i, (128, 128)) + np.linspace(0, 5, 128)[:, None] for i in range(3)]
+    for i, a in enumerate(low):
+        save_npy(tmp_path / "low" / f"w_{i}.npy", a)
+        save_npy(tmp_path / "high" / f"w_{i}.npy", np.vstack([a, arr(9, (1, 128))])[::-1])
+    (tmp_path / "high" / "other.npy").write_text("not an array")  # left out by the pattern
+    common = ["--no-cache", "--quiet"]
+    assert moments_main([str(tmp_path / "low"), "--out", str(tmp_path / "l.npz"), *common]) == 0
+    assert moments_main([str(tmp_path / "high"), "--out", str(tmp_path / "h.npz"), *common,
+                         "--freq-order", "high_first", "--drop-top-row",
+                         "--pattern", "w_*"]) == 0
+    m_low, m_high = Moments.load(str(tmp_path / "l.npz")), Moments.load(str(tmp_path / "h.npz"))
+    assert m_low.mean[0] < m_low.mean[-1]  # low first: the ramp rises with the row
+    np.testing.assert_array_equal(m_high.mean, m_low.mean)
+    np.testing.assert_array_equal(m_high.std, m_low.std)

@@ -1,4 +1,4 @@
-"""`scripts/compute_moments.py`: per-frequency moments of a CSV spectrogram folder (the
+"""`scripts/compute_moments.py`: per-frequency moments of a spectrogram folder (CSV / .npy; the
 original's `moments` mode).
 
     python scripts/compute_moments.py DATA_DIR [--out moments.npz]
@@ -24,10 +24,16 @@ from specgan_jax.errors import SpecganError
 def main(argv=None) -> int:
     """0 on success, 2 on a data error or a bad option (as argparse)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("data_dir", help="folder of CSVs, or of class subfolders of CSVs")
+    p.add_argument("data_dir", help="folder of CSV / .npy files, or of class subfolders of them")
     p.add_argument("--out", default="moments.npz", help="output .npz (default: moments.npz)")
     d = DataConfig()
     p.add_argument("--orientation", choices=("freq_rows", "time_rows"), default=d.orientation)
+    p.add_argument("--pattern", default=None, metavar="GLOB",
+                   help="only files whose name matches this glob (as --data.pattern)")
+    p.add_argument("--freq-order", choices=("low_first", "high_first"), default=d.freq_order,
+                   help="high_first: row 0 is the highest frequency (as --data.freq_order)")
+    p.add_argument("--drop-top-row", action="store_true",
+                   help="drop the highest-frequency row of every file (as --data.drop_top_row)")
     p.add_argument("--log-transform", action="store_true", help="moments of log(x + eps)")
     p.add_argument("--log-eps", type=float, default=d.log_eps)
     p.add_argument("--std-floor", type=float, default=d.std_floor,
@@ -39,7 +45,9 @@ def main(argv=None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     a = p.parse_args(argv)
     try:
-        cfg = DataConfig(path=a.data_dir, orientation=a.orientation, log_transform=a.log_transform,
+        cfg = DataConfig(path=a.data_dir, orientation=a.orientation, pattern=a.pattern,
+                         freq_order=a.freq_order, drop_top_row=a.drop_top_row,
+                         log_transform=a.log_transform,
                          log_eps=a.log_eps, std_floor=a.std_floor, shape_policy=a.shape_policy,
                          on_bad_file=a.on_bad_file, use_cache=not a.no_cache,
                          cache_dir=a.cache_dir)
