@@ -104,8 +104,9 @@ class DataConfig:
     # subfolders each holding such files (label = subfolder name, classes sorted).
     # None (and no file_list): the training CLI uses the procedural demo dataset.
     path: Optional[str] = None
-    # Text file listing data file paths (.npy: a NumPy array, else CSV), one per line, optionally "PATH<TAB>CLASS"; relative paths
-    # are relative to the list file's folder; blank lines and lines starting with # ignored.
+    # Text file listing data file paths (.npy: a NumPy array, else CSV), one per line,
+    # optionally "PATH<TAB>CLASS"; relative paths are relative to the list file's folder;
+    # blank lines and lines starting with # ignored.
     # Used instead of `path` (set one of them).
     file_list: Optional[str] = None
     # "freq_rows": a file's rows are frequency bins (the usual layout); "time_rows": rows are
