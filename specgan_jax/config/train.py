@@ -132,6 +132,11 @@ class DataConfig:
     # at the high-frequency / late end by repeating the last row / column (edge padding; a
     # constant 0 would be a meaningful value in log units).
     shape_policy: Literal["error", "crop_pad"] = "error"
+    # Files with more than n_time frames (long recordings): "time" (default): each is a source
+    # of random n_time-frame windows, drawn anew for every training example inside the step
+    # (a file counts by its windows; docs/data.md); "off": such files follow shape_policy.
+    # Frequency always follows shape_policy (crop_pad keeps the lowest n_freq bins).
+    windows: Literal["time", "off"] = "time"
     # A malformed file: "error" stops with a message naming it; "skip" leaves it out and
     # reports it (Dataset.skipped, and the CLI prints the list).
     on_bad_file: Literal["error", "skip"] = "error"

@@ -20,6 +20,7 @@ import numpy as np
 
 from specgan_jax import atomic
 from specgan_jax.config import DataConfig
+from specgan_jax.data import windows
 from specgan_jax.data.csv import discover, parse_all
 from specgan_jax.errors import DataError
 
@@ -33,6 +34,10 @@ class Dataset:
     x: [N, F, T] float32 (np.memmap when it comes from the cache), F = frequency bins.
     labels: [N] int32 indices into class_names. paths: the N source files, in order.
     skipped: (path, reason) of every file left out under on_bad_file="skip".
+    Long files (data.windows; specgan_jax.data.windows): x holds every file's non-overlapping
+    windows (labels and paths per window), and `frames` [L_total, F] (time-major, files end
+    to end), `lengths` [n_files], `file_labels` [n_files] and `file_paths` the whole files,
+    from which training draws random windows. None for one-example-per-file data.
     """
 
     x: np.ndarray
@@ -41,6 +46,23 @@ class Dataset:
     paths: list
     skipped: list
     from_cache: bool = False
+    frames: Optional[np.ndarray] = None
+    lengths: Optional[np.ndarray] = None
+    file_labels: Optional[np.ndarray] = None
+    file_paths: Optional[list] = None
+
+    @property
+    def windowed(self) -> bool:
+        return self.frames is not None
+
+
+def _windowed(frames: np.ndarray, lengths, file_labels, file_paths: list, class_names: list,
+              skipped: list, n_time: int, from_cache: bool) -> Dataset:
+    x, labels, files = windows.tiles(frames, lengths, file_labels, n_time)
+    return Dataset(x=x, labels=labels, class_names=class_names,
+                   paths=[file_paths[i] for i in files], skipped=skipped, from_cache=from_cache,
+                   frames=frames, lengths=np.asarray(lengths, np.int64),
+                   file_labels=np.asarray(file_labels, np.int32), file_paths=list(file_paths))
 
 
 def _default_cache_dir() -> str:
@@ -54,7 +76,7 @@ def _options(data_cfg: DataConfig) -> dict:
             "shape": [data_cfg.n_freq, data_cfg.n_time], "shape_policy": data_cfg.shape_policy,
             "on_bad_file": data_cfg.on_bad_file, "dtype": "float32",
             "pattern": data_cfg.pattern, "freq_order": data_cfg.freq_order,
-            "drop_top_row": data_cfg.drop_top_row}
+            "drop_top_row": data_cfg.drop_top_row, "windows": data_cfg.windows}
 
 
 def _cache_paths(data_cfg: DataConfig) -> tuple[str, str]:
@@ -94,6 +116,11 @@ def _try_cache(npy_path: str, manifest_path: str, files: list, labels: list,
         x = np.load(npy_path, mmap_mode="r")
     except (OSError, ValueError):
         return None
+    if "lengths" in m:  # long files: [L_total, F] frames
+        if x.shape != (sum(m["lengths"]), data_cfg.n_freq):
+            return None
+        return _windowed(x, m["lengths"], m["labels"], list(m["paths"]), class_names,
+                         [tuple(s) for s in m["skipped"]], data_cfg.n_time, from_cache=True)
     if x.shape != (len(m["paths"]), data_cfg.n_freq, data_cfg.n_time):
         return None
     return Dataset(x=x, labels=np.asarray(m["labels"], np.int32), class_names=class_names,
@@ -125,11 +152,19 @@ def load_dataset(data_cfg: DataConfig, progress: bool = True) -> Dataset:
         work_dir = tmp_holder.name
 
     n, f_, t_ = len(paths), data_cfg.n_freq, data_cfg.n_time
+    lengths = windows.window_lengths(paths, data_cfg)  # None: one example per file
     fd, tmp_npy = tempfile.mkstemp(dir=work_dir, prefix=".tmp_", suffix=".npy")
     os.close(fd)
     try:
-        np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.float32, shape=(n, f_, t_)).flush()
-        bad = parse_all(tmp_npy, paths, data_cfg, progress)
+        if lengths is None:
+            shape, jobs, worker = (n, f_, t_), None, None
+        else:
+            shape, worker = (sum(lengths), f_), windows.parse_frames_into
+            jobs = [(i, p, int(o), ln) for i, (p, o, ln)
+                    in enumerate(zip(paths, windows.offsets(lengths), lengths))]
+        np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.float32, shape=shape).flush()
+        bad = (parse_all(tmp_npy, paths, data_cfg, progress) if lengths is None else
+               parse_all(tmp_npy, paths, data_cfg, progress, jobs=jobs, worker=worker))
         bad_rows = {row for row, _, _ in bad}
         skipped = [(p, reason) for _, p, reason in sorted(bad)]
         keep = [i for i in range(n) if i not in bad_rows]
@@ -137,14 +172,18 @@ def load_dataset(data_cfg: DataConfig, progress: bool = True) -> Dataset:
             raise DataError(data_cfg.file_list or data_cfg.path,
                             f"all {n} files are malformed; first: {skipped[0][1]}")
         if bad_rows:
-            tmp_npy = _compact(tmp_npy, keep, work_dir)
+            blocks = (None if lengths is None else
+                      [(int(o), ln) for o, ln in zip(windows.offsets(lengths), lengths)])
+            tmp_npy = _compact(tmp_npy, keep, work_dir, blocks)
         kept_paths = [paths[i] for i in keep]
         kept_labels = [labels[i] for i in keep]
+        manifest = {"options": _options(data_cfg), "files": files, "labels_all": labels,
+                    "class_names": class_names, "paths": kept_paths,
+                    "labels": kept_labels, "skipped": skipped}
+        if lengths is not None:
+            manifest["lengths"] = [lengths[i] for i in keep]
         if data_cfg.use_cache:
             os.replace(tmp_npy, npy_path)
-            manifest = {"options": _options(data_cfg), "files": files, "labels_all": labels,
-                        "class_names": class_names, "paths": kept_paths,
-                        "labels": kept_labels, "skipped": skipped}
             atomic.write_text(manifest_path, json.dumps(manifest), fsync=True)
             x = np.load(npy_path, mmap_mode="r")
         else:
@@ -153,19 +192,32 @@ def load_dataset(data_cfg: DataConfig, progress: bool = True) -> Dataset:
         _remove(tmp_npy)
         if not data_cfg.use_cache:
             tmp_holder.cleanup()
+    if lengths is not None:
+        return _windowed(x, manifest["lengths"], kept_labels, kept_paths, class_names, skipped,
+                         t_, from_cache=False)
     return Dataset(x=x, labels=np.asarray(kept_labels, np.int32), class_names=class_names,
                    paths=kept_paths, skipped=skipped, from_cache=False)
 
 
-def _compact(src_npy: str, keep: list[int], work_dir: str) -> str:
-    """Copy the kept rows of src_npy into a new .npy, streaming, and delete src_npy."""
+def _compact(src_npy: str, keep: list[int], work_dir: str,
+             blocks: Optional[list[tuple[int, int]]] = None) -> str:
+    """Copy the kept rows of src_npy into a new .npy, streaming, and delete src_npy.
+    blocks: file i's (first row, rows) when a file is a block of rows (long files)."""
     src = np.load(src_npy, mmap_mode="r")
     fd, dst_path = tempfile.mkstemp(dir=work_dir, prefix=".tmp_", suffix=".npy")
     os.close(fd)
+    rows = len(keep) if blocks is None else sum(blocks[i][1] for i in keep)
     dst = np.lib.format.open_memmap(dst_path, mode="w+", dtype=np.float32,
-                                    shape=(len(keep),) + src.shape[1:])
-    for s in range(0, len(keep), 256):
-        dst[s:s + 256] = src[keep[s:s + 256]]
+                                    shape=(rows,) + src.shape[1:])
+    if blocks is not None:
+        at = 0
+        for i in keep:
+            start, n = blocks[i]
+            dst[at:at + n] = src[start:start + n]
+            at += n
+    else:
+        for s in range(0, len(keep), 256):
+            dst[s:s + 256] = src[keep[s:s + 256]]
     dst.flush()
     del dst, src
     _remove(src_npy)

@@ -12,7 +12,7 @@ import concurrent.futures
 import fnmatch
 import multiprocessing
 import os
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -178,24 +178,28 @@ def _parse_into(npy_path: str, jobs: Sequence[tuple[int, str]], data_cfg: DataCo
 # Public entry point
 
 
-def parse_all(npy_path: str, paths: list[str], data_cfg: DataConfig,
-               progress: bool) -> list[tuple[int, str, str]]:
-    """Parse every file into its row of npy_path, in a process pool when worth it."""
+def parse_all(npy_path: str, paths: list[str], data_cfg: DataConfig, progress: bool,
+              jobs: Optional[list] = None, worker: Callable = _parse_into
+              ) -> list[tuple[int, str, str]]:
+    """Parse every file into its row of npy_path, in a process pool when worth it.
+    jobs, worker: another layout's jobs and the worker writing them (worker(npy_path, jobs,
+    data_cfg, on_error) -> the bad ones; data.windows.parse_frames_into); default: file i
+    into row i."""
 
-    jobs = list(enumerate(paths))
+    jobs = list(enumerate(paths)) if jobs is None else jobs
     workers = data_cfg.workers or os.cpu_count() or 1
     bar = tqdm(total=len(jobs), desc="parsing files", unit="file", disable=not progress)
     bad = []
     try:
         if workers == 1 or len(jobs) < MIN_FILES_FOR_POOL:
             for s in range(0, len(jobs), CHUNK):
-                bad += _parse_into(npy_path, jobs[s:s + CHUNK], data_cfg, data_cfg.on_bad_file)
+                bad += worker(npy_path, jobs[s:s + CHUNK], data_cfg, data_cfg.on_bad_file)
                 bar.update(len(jobs[s:s + CHUNK]))
             return bad
         # "spawn": forking a process that has JAX's threads running can deadlock.
         ctx = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            futs = {pool.submit(_parse_into, npy_path, jobs[s:s + CHUNK], data_cfg,
+            futs = {pool.submit(worker, npy_path, jobs[s:s + CHUNK], data_cfg,
                                 data_cfg.on_bad_file): len(jobs[s:s + CHUNK])
                     for s in range(0, len(jobs), CHUNK)}
             try:

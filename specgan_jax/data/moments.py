@@ -29,6 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from specgan_jax import atomic
+from specgan_jax.data.windows import offsets
 from specgan_jax.errors import DataError
 
 MOMENTS_VERSION = 1
@@ -143,7 +144,7 @@ def compute_moments(x: Union[np.ndarray, Iterable[np.ndarray]], *, log_transform
     std_floor: relative floor, see `floor_std`. names: per-sample names for error messages.
     Returns Moments; mean/std equal np.mean/np.std(x', axis=(0, 2)) of the stacked x'.
     """
-    n_a, mean_a, m2_a, frames, seen = 0, None, None, None, 0
+    n_a, mean_a, m2_a, seen = 0, None, None, 0
     total = x.shape[0] if hasattr(x, "shape") else None
     bar = tqdm(total=total, desc="moments", unit="spec", disable=not progress)
     for chunk in _chunks(x, chunk_size):
@@ -160,9 +161,9 @@ def compute_moments(x: Union[np.ndarray, Iterable[np.ndarray]], *, log_transform
                                 f"log_transform needs values > -eps ({-eps:g}); found "
                                 f"{c.min():g}: is the data already in log units?")
             c = np.log(c + eps)
-        if mean_a is not None and c.shape[1:] != (mean_a.shape[0], frames):
-            raise ValueError(f"chunk shape {c.shape} does not match earlier chunks")
-        frames = c.shape[2]
+        if mean_a is not None and c.shape[1] != mean_a.shape[0]:
+            raise ValueError(f"chunk shape {c.shape} does not match earlier chunks' "
+                             f"{mean_a.shape[0]} frequency bins")
         n_b = c.shape[0] * c.shape[2]  # values per frequency bin in this chunk
         mean_b = c.mean(axis=(0, 2))  # [F]
         m2_b = ((c - mean_b[None, :, None]) ** 2).sum(axis=(0, 2))  # [F]
@@ -181,13 +182,20 @@ def compute_moments(x: Union[np.ndarray, Iterable[np.ndarray]], *, log_transform
         raise ValueError("compute_moments got no data")
     std_raw = np.sqrt(m2_a / n_a)
     std, floored = floor_std(std_raw, std_floor)
-    return Moments(mean=mean_a, std=std, std_raw=std_raw, count=seen, frames=int(frames),
+    # frames: per spectrogram (the mean, for long files of different lengths)
+    return Moments(mean=mean_a, std=std, std_raw=std_raw, count=seen, frames=int(n_a // seen),
                    log_transform=log_transform, eps=eps, orientation=orientation,
                    std_floor=std_floor, floored_bins=floored)
 
 
 def moments_for(dataset, data_cfg, progress: bool = False) -> Moments:
-    """compute_moments over a data.cache.Dataset with the DataConfig's transform and floor."""
-    return compute_moments(dataset.x, log_transform=data_cfg.log_transform, eps=data_cfg.log_eps,
+    """compute_moments over a data.cache.Dataset with the DataConfig's transform and floor:
+    over every frame of every file (long files whole, not only their windows)."""
+    x, names = dataset.x, dataset.paths
+    if getattr(dataset, "frames", None) is not None:
+        x = (np.asarray(dataset.frames[s:s + n]).T[None]
+             for s, n in zip(offsets(dataset.lengths), dataset.lengths))  # one [1, F, L_i] chunk per file
+        names = dataset.file_paths
+    return compute_moments(x, log_transform=data_cfg.log_transform, eps=data_cfg.log_eps,
                            std_floor=data_cfg.std_floor, orientation=data_cfg.orientation,
-                           names=dataset.paths, progress=progress)
+                           names=names, progress=progress)
