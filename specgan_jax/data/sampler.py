@@ -69,8 +69,92 @@ def build_dataset(x_raw: np.ndarray, labels: np.ndarray, moments: Moments,
                          n_heldout=n_heldout)
 
 
-def to_device(dataset: DeviceDataset, sharding: Optional[jax.sharding.Sharding] = None
-              ) -> DeviceDataset:
+@flax.struct.dataclass
+class WindowDataset:
+    """Long files as sources of random windows (specgan_jax.data.windows), on the device.
+
+    frames: [F, L_total] normalised frames of every file end to end (storage dtype).
+    Window w (of all files' window starts, numbered file by file in `order`) is frames[:,
+    s : s + n_time] with s = start[i] + w - cum[i] for the file i whose [cum[i], cum[i + 1])
+    holds w: every window start of every file equally likely, so a file counts by its
+    windows. start/cum/labels: [n_files] / [n_files + 1] / [n_files], files in the order
+    training files grouped by class, then the held-out ones (ADA). class_start/class_count:
+    [n_classes] each class's range of training windows. n_train_windows: windows [0, that)
+    are sampled for training, [that, cum[-1]) are the held-out files' windows."""
+
+    frames: jax.Array
+    start: jax.Array
+    cum: jax.Array
+    labels: jax.Array
+    class_start: jax.Array
+    class_count: jax.Array
+    n_time: int = flax.struct.field(pytree_node=False)
+    n_train_windows: int = flax.struct.field(pytree_node=False)
+    n_windows: int = flax.struct.field(pytree_node=False)
+
+    @property
+    def n_heldout(self) -> int:
+        return self.n_windows - self.n_train_windows
+
+    def windows(self, w: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Window numbers [...] -> (x [..., F, T] float32, labels [...])."""
+        i = jnp.searchsorted(self.cum, w, side="right") - 1  # the file holding window w
+        s = self.start[i] + (w - self.cum[i])
+        f = self.frames.shape[0]
+        cut = jax.vmap(lambda s0: jax.lax.dynamic_slice(self.frames, (0, s0), (f, self.n_time)))
+        x = cut(s.reshape(-1)).reshape(w.shape + (f, self.n_time))
+        return x.astype(jnp.float32), self.labels[i]
+
+
+def build_window_dataset(frames: np.ndarray, lengths: np.ndarray, labels: np.ndarray,
+                         moments: Moments, n_time: int, n_classes: int,
+                         storage_dtype: str = "float32",
+                         heldout: Optional[np.ndarray] = None) -> WindowDataset:
+    """Raw frames [L_total, F] (time-major, np.memmap fine) of files of `lengths` frames with
+    file `labels` -> host-side WindowDataset; heldout: indices of files held out of training.
+    Every class must keep a training file (heldout_indices sees to it)."""
+    lengths, labels = np.asarray(lengths, np.int64), np.asarray(labels, np.int32)
+    held = np.zeros(len(lengths), bool)
+    if heldout is not None and len(heldout):
+        held[np.asarray(heldout)] = True
+    train = np.flatnonzero(~held)
+    order = np.concatenate([train[np.argsort(labels[train], kind="stable")],
+                            np.flatnonzero(held)])
+    n_win = lengths[order] - n_time + 1
+    cum = np.concatenate([[0], np.cumsum(n_win)])
+    n_train_windows = int(cum[len(train)])
+    per_class = np.bincount(labels[order[:len(train)]], weights=n_win[:len(train)],
+                            minlength=n_classes).astype(np.int64)
+    if (per_class == 0).any():
+        raise ValueError(f"class {int(np.flatnonzero(per_class == 0)[0])} has no training file")
+    if cum[-1] >= 2**31:
+        raise ValueError(f"{int(cum[-1])} windows: more than int32 indexes")
+    dtype = jnp.bfloat16 if storage_dtype == "bfloat16" else np.float32
+    f = frames.shape[1]
+    out = np.empty((f, frames.shape[0]), dtype)
+    for s in range(0, frames.shape[0], 65536):  # chunked: frames may be a memmap
+        out[:, s:s + 65536] = normalize(np.asarray(frames[s:s + 65536]).T, moments)
+    start = np.concatenate([[0], np.cumsum(lengths)[:-1]])[order]
+    return WindowDataset(frames=out, start=start.astype(np.int32), cum=cum.astype(np.int32),
+                         labels=labels[order],
+                         class_start=(np.cumsum(per_class) - per_class).astype(np.int32),
+                         class_count=per_class.astype(np.int32), n_time=n_time,
+                         n_train_windows=n_train_windows, n_windows=int(cum[-1]))
+
+
+def to_device(dataset, sharding: Optional[jax.sharding.Sharding] = None):
+    """A DeviceDataset or WindowDataset onto the device(s); see _to_device. A WindowDataset
+    is replicated on every device of `sharding`'s mesh (a window is cut from any frame)."""
+    if not isinstance(dataset, WindowDataset):
+        return _to_device(dataset, sharding)
+    if sharding is not None and isinstance(sharding, jax.sharding.NamedSharding):
+        rep = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+        return jax.tree_util.tree_map(lambda a: _put(np.asarray(a), rep), dataset)
+    return jax.tree_util.tree_map(lambda a: jax.device_put(np.asarray(a)), dataset)
+
+
+def _to_device(dataset: DeviceDataset, sharding: Optional[jax.sharding.Sharding] = None
+               ) -> DeviceDataset:
     """Put a DeviceDataset on the default device, or on `sharding`'s devices split along
     axis 0 (e.g. NamedSharding(mesh, P('data'))). N is padded (repeating leading rows) up to
     a multiple of the shard count; `n` keeps the true size so padding is never sampled."""
@@ -129,6 +213,18 @@ def _draw_indices(data: DeviceDataset, key, shape, lo: int, hi: int, class_balan
     return order[jnp.clip(pos, 0, hi - lo - 1)]
 
 
+def _draw_windows(data: WindowDataset, key, shape, class_balanced: bool, n_classes: int):
+    """Training window numbers: uniform over all training windows, or (class_balanced) a
+    class drawn uniformly, then one of its windows uniformly."""
+    if not class_balanced:
+        return jax.random.randint(key, shape, 0, data.n_train_windows)
+    k_class, k_win = jax.random.split(key)
+    y = jax.random.randint(k_class, shape, 0, n_classes)
+    u = jax.random.uniform(k_win, shape)
+    count = data.class_count[y]
+    return data.class_start[y] + jnp.minimum((u * count).astype(jnp.int32), count - 1)
+
+
 def make_sampler(augment_cfg: AugmentConfig, with_labels: bool = False,
                  class_balanced: bool = False, n_classes: int = 0) -> Callable:
     """-> sampler(data: DeviceDataset, key, n_critic, batch_size) -> real batches
@@ -139,15 +235,19 @@ def make_sampler(augment_cfg: AugmentConfig, with_labels: bool = False,
     class_balanced: each example's class drawn uniformly from n_classes first (rare classes as
     often as common ones; conditional training with loss.fake_classes 'uniform')."""
 
-    def sampler(data: DeviceDataset, key: jax.Array, n_critic: int, batch_size: int):
+    def sampler(data, key: jax.Array, n_critic: int, batch_size: int):
         k_idx, k_aug = jax.random.split(key)
-        idx = _draw_indices(data, k_idx, (n_critic, batch_size), 0, data.n_train,
-                            class_balanced, n_classes)  # [K, B]
-        x = data.x[idx].astype(jnp.float32)  # [K, B, F, T, 1]
-        k, b, f, t, _ = x.shape
+        if isinstance(data, WindowDataset):
+            w = _draw_windows(data, k_idx, (n_critic, batch_size), class_balanced, n_classes)
+            x, labels = data.windows(w)  # [K, B, F, T]
+        else:
+            idx = _draw_indices(data, k_idx, (n_critic, batch_size), 0, data.n_train,
+                                class_balanced, n_classes)  # [K, B]
+            x, labels = data.x[idx].astype(jnp.float32)[..., 0], data.labels[idx]
+        k, b, f, t = x.shape
         x = augment_batch(x.reshape(k * b, f, t), k_aug, augment_cfg)  # [K*B, F, T]
         x = x.reshape(k, b, f, t, 1)
-        return (x, data.labels[idx]) if with_labels else x
+        return (x, labels) if with_labels else x
 
     return sampler
 
@@ -156,12 +256,17 @@ def make_heldout_sampler(augment_cfg: AugmentConfig, with_labels: bool = False) 
     """-> sampler(data, key, batch_size) -> one batch [B, F, T, 1] (and labels [B]) of the rows
     held out of training (DeviceDataset.n_heldout > 0), augmented as the training batches."""
 
-    def sampler(data: DeviceDataset, key: jax.Array, batch_size: int):
+    def sampler(data, key: jax.Array, batch_size: int):
         if not data.n_heldout:
             raise ValueError("the dataset holds no examples out of training (n_heldout=0)")
         k_idx, k_aug = jax.random.split(key)
-        idx = jax.random.randint(k_idx, (batch_size,), data.n_train, data.n)
-        x = augment_batch(data.x[idx].astype(jnp.float32)[..., 0], k_aug, augment_cfg)
-        return (x[..., None], data.labels[idx]) if with_labels else x[..., None]
+        if isinstance(data, WindowDataset):  # a window of a held-out file
+            x, labels = data.windows(jax.random.randint(
+                k_idx, (batch_size,), data.n_train_windows, data.n_windows))
+        else:
+            idx = jax.random.randint(k_idx, (batch_size,), data.n_train, data.n)
+            x, labels = data.x[idx].astype(jnp.float32)[..., 0], data.labels[idx]
+        x = augment_batch(x, k_aug, augment_cfg)
+        return (x[..., None], labels) if with_labels else x[..., None]
 
     return sampler

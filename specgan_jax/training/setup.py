@@ -23,6 +23,7 @@ from specgan_jax.config.resolve import (DataSummary, Platform, check_options, ch
                                         resolve)
 from specgan_jax.data import demo as demo_data
 from specgan_jax.data import sampler as sampler_lib
+from specgan_jax.data import windows as windows_lib
 from specgan_jax.data.cache import Dataset, load_dataset
 from specgan_jax.data.csv import discover
 from specgan_jax.data.moments import Moments, compute_moments, moments_for
@@ -124,28 +125,46 @@ def saved_config(workdir: str) -> Optional[Config]:
     return None
 
 
-def fake_class_probs(config: Config, labels: np.ndarray, heldout: np.ndarray
-                     ) -> Optional[np.ndarray]:
+def fake_class_probs(config: Config, labels: np.ndarray, heldout: np.ndarray,
+                     weights: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
     """The distribution the generator update's classes are drawn from: the class frequencies
-    of the examples trained on (all but `heldout`), as the real batches', or None (uniform, as
-    the class-balanced real batches of loss.fake_classes 'uniform'; and for unconditional
-    models)."""
+    of the examples trained on (all but `heldout`; weights: each example's share, e.g. a long
+    file's window count), as the real batches', or None (uniform, as the class-balanced real
+    batches of loss.fake_classes 'uniform'; and for unconditional models)."""
     if not config.model.conditional or config.loss.fake_classes == "uniform":
         return None
-    labels = np.delete(np.asarray(labels), heldout)
-    return np.bincount(labels, minlength=config.model.n_classes) / len(labels)
+    w = np.ones(len(labels)) if weights is None else np.asarray(weights, np.float64)
+    keep = np.ones(len(labels), bool)
+    keep[np.asarray(heldout, np.int64)] = False
+    counts = np.bincount(np.asarray(labels)[keep], weights=w[keep],
+                         minlength=config.model.n_classes)
+    return counts / counts.sum()
 
 
-def heldout_indices(n: int, config: Config) -> np.ndarray:
-    """The examples held out of training for ADA's heldout signal (none unless it is on): a
-    random fraction diffaug.ada_heldout, drawn from train.seed so a resumed run holds out the
-    same ones."""
+def heldout_indices(n: int, config: Config, labels: Optional[np.ndarray] = None
+                    ) -> np.ndarray:
+    """The examples (files) held out of training for ADA's heldout signal (none unless it is
+    on): a random fraction diffaug.ada_heldout, drawn from train.seed so a resumed run holds
+    out the same ones. With `labels`, a class's last training example is never held out (a
+    4-file class must not vanish from training); the draw is otherwise unchanged."""
     k = config.diffaug.n_heldout(n)
     if k >= n:
         raise ConfigError(f"ADA's heldout signal holds out {k} of {n} spectrograms, leaving none "
                           "to train on; use more data or --diffaug.ada_signal midpoint")
     rng = np.random.default_rng([config.train.seed, 0xADA])
-    return np.sort(rng.permutation(n)[:k])
+    perm = rng.permutation(n)
+    if labels is None:
+        return np.sort(perm[:k])
+    labels = np.asarray(labels)
+    left = np.bincount(labels, minlength=int(labels.max()) + 1)
+    held = []
+    for i in perm:  # the permutation's order; skip an example that is its class's last
+        if len(held) == k:
+            break
+        if left[labels[i]] > 1:
+            held.append(i)
+            left[labels[i]] -= 1
+    return np.sort(np.asarray(held, np.int64))
 
 
 def _restore(ckpt: Checkpointer, state, k_train, log, aug_p: float
@@ -245,20 +264,33 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
     for sub in (run_dir_lib.CHECKPOINTS, run_dir_lib.PREVIEWS):
         os.makedirs(os.path.join(workdir, sub), exist_ok=True)
     n = dataset.x.shape[0]
-    heldout = heldout_indices(n, config)
-    data = sampler_lib.to_device(
-        sampler_lib.build_dataset(dataset.x, dataset.labels, moments, config.data.storage_dtype,
-                                  heldout=heldout),
-        NamedSharding(mesh, P("data")))
-    log(f"data: {n} spectrograms, {len(dataset.class_names)} class(es)"
-        + (" (demo)" if demo else ""))
+    if dataset.windowed:  # long files: random windows drawn inside the step
+        n_files = len(dataset.lengths)
+        heldout = heldout_indices(n_files, config, dataset.file_labels)
+        host = sampler_lib.build_window_dataset(
+            dataset.frames, dataset.lengths, dataset.file_labels, moments, config.data.n_time,
+            len(dataset.class_names), config.data.storage_dtype, heldout=heldout)
+        log("data: " + windows_lib.describe(dataset.lengths, config.data.n_freq,
+                                            config.data.n_time, config.data.storage_dtype)
+            + f", {len(dataset.class_names)} class(es)")
+        probs = fake_class_probs(config, dataset.file_labels, heldout,
+                                 weights=dataset.lengths - config.data.n_time + 1)
+    else:
+        n_files = n
+        heldout = heldout_indices(n, config, dataset.labels)
+        host = sampler_lib.build_dataset(dataset.x, dataset.labels, moments,
+                                         config.data.storage_dtype, heldout=heldout)
+        log(f"data: {n} spectrograms, {len(dataset.class_names)} class(es)"
+            + (" (demo)" if demo else ""))
+        probs = fake_class_probs(config, dataset.labels, heldout)
+    data = sampler_lib.to_device(host, NamedSharding(mesh, P("data")))
     if config.loss.transitional:
         lc = config.loss
         log(f"conditioning: none until step {lc.cond_start}, faded in to full by step "
             f"{lc.cond_start + lc.cond_ramp} (--loss.cond_start/--loss.cond_ramp; 0 and 0: "
             "conditioned from the first step)")
     if len(heldout):
-        log(f"ADA: {len(heldout)} of {n} spectrograms held out of training; the critic's "
+        log(f"ADA: {len(heldout)} of {n_files} files held out of training; the critic's "
             "overfitting signal compares its scores on them with those on the training ones")
 
     k_init, k_train, k_preview = run_keys(tc.seed)
@@ -278,7 +310,7 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
                          gain_scale=gain_scale_from_std(moments.std),
                          heldout_sampler=sampler_lib.make_heldout_sampler(config.augment,
                                                                           with_labels=cond),
-                         class_probs=fake_class_probs(config, dataset.labels, heldout))
+                         class_probs=probs)
     ckpt = stack.enter_context(contextlib.closing(Checkpointer(
         os.path.join(workdir, run_dir_lib.CHECKPOINTS), keep=tc.keep_checkpoints,
         every_steps=tc.checkpoint_every, every_secs=tc.checkpoint_every_secs, use_async=False)))
