@@ -19,10 +19,12 @@ def _h(a) -> str:
 
 # sha256 prefixes of the float32 arrays computed by the code before --shape / --length existed
 # (commit 91c29ee), (seed, index) -> per class.
-DEMO_REF = {(0, 0): ["d068b927b564265c", "6e72ffddf8e41efe", "d3c35a15f37bd1b2", "ab23b7f4c95eb869"],
-            (3, 1): ["a24d9a1cd27d877b", "9aedf7f2bfe77eac", "d7868fad3d936bd9", "a6a8a9eb97710996"]}
-CALLS_REF = {(0, 0): ["50f7a2281f384238", "59d66c8fc2cbe280", "2d36c3535c1567c6", "598d79754a71e1c9"],
-             (7, 2): ["0355a2be64118055", "6387c12fd2af4490", "c3133164b0d31cd8", "5fa1e434651c2e4b"]}
+DEMO_REF = {
+    (0, 0): ["d068b927b564265c", "6e72ffddf8e41efe", "d3c35a15f37bd1b2", "ab23b7f4c95eb869"],
+    (3, 1): ["a24d9a1cd27d877b", "9aedf7f2bfe77eac", "d7868fad3d936bd9", "a6a8a9eb97710996"]}
+CALLS_REF = {
+    (0, 0): ["50f7a2281f384238", "59d66c8fc2cbe280", "2d36c3535c1567c6", "598d79754a71e1c9"],
+    (7, 2): ["0355a2be64118055", "6387c12fd2af4490", "c3133164b0d31cd8", "5fa1e434651c2e4b"]}
 # sha256 of the CSV files written by `--n-per-class 2 --seed 4` (sorted paths, concatenated).
 CSV_REF = {"demo": "2e1cc5790e87c314fdbb677c38fa8ff0afcec198826576d2830c818baba7ba95",
            "calls": "ff21418ea625c7c8c28fda64597c19a4c99b18412135dec47c74edfa1e2b7000"}
