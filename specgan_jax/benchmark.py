@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from specgan_jax.config import LossConfig, ModelConfig, OptimConfig
+from specgan_jax.config.model import STRIDE_LAYERS, shape_message
 from specgan_jax.engine.step import create_train_state, make_train_fns
 
 # Dense peak FLOP/s by device kind and precision (vendor datasheets, SXM parts, no sparsity).
@@ -58,27 +59,39 @@ class BenchConfig:
     # "fp32" on both sides, or "bf16": JAX model.precision="bf16" against PyTorch under
     # torch.autocast(bfloat16) (both: bf16 convolutions, fp32 parameters and optimizer)
     precision: str = "fp32"
+    # the example shape, frequency bins x time frames (--shape F T; multiples of 32, as the
+    # model's n_freq x n_time)
+    n_freq: int = 128
+    n_time: int = 128
+
+    def __post_init__(self):
+        bad = shape_message(self.n_freq, self.n_time, "--shape")
+        if bad:
+            raise ValueError(bad)
 
 
-def model_flops(dim: int, latent: int = 100, k: int = 5) -> tuple[float, float]:
-    """Forward FLOPs per sample of (G, D) at width dim: 2 x multiply-adds of every layer."""
-    g = latent * 16 * 16 * dim  # z_project dense
+def model_flops(dim: int, latent: int = 100, k: int = 5, n_freq: int = 128,
+                n_time: int = 128) -> tuple[float, float]:
+    """Forward FLOPs per sample of (G, D) at width dim and example shape n_freq x n_time:
+    2 x multiply-adds of every layer. G starts from an (n_freq / 32) x (n_time / 32) seed and
+    doubles both axes 5 times; D halves them 5 times back to it."""
+    h, w = n_freq >> STRIDE_LAYERS, n_time >> STRIDE_LAYERS
+    g = latent * h * w * 16 * dim  # z_project dense
     chans = [16 * dim, 8 * dim, 4 * dim, 2 * dim, dim, 1]
-    side = 4
-    for cin, cout in zip(chans[:-1], chans[1:]):  # transposed conv: K^2 taps per input pixel
-        g += side * side * cin * cout * k * k
-        side *= 2
+    for i, (cin, cout) in enumerate(zip(chans[:-1], chans[1:])):
+        # transposed conv: K^2 taps per input pixel
+        g += (h << i) * (w << i) * cin * cout * k * k
     d = 0
-    side = 128
     dch = [1, dim, 2 * dim, 4 * dim, 8 * dim, 16 * dim]
-    for cin, cout in zip(dch[:-1], dch[1:]):  # strided conv: K^2 taps per output pixel
-        side //= 2
-        d += side * side * cin * cout * k * k
-    d += 16 * 16 * dim  # output dense
+    for i, (cin, cout) in enumerate(zip(dch[:-1], dch[1:])):
+        # strided conv: K^2 taps per output pixel
+        d += (n_freq >> (i + 1)) * (n_time >> (i + 1)) * cin * cout * k * k
+    d += h * w * 16 * dim  # output dense
     return 2.0 * g, 2.0 * d
 
 
-def iteration_flops(dim: int, batch: int, n_critic: int) -> float:
+def iteration_flops(dim: int, batch: int, n_critic: int, n_freq: int = 128,
+                    n_time: int = 128) -> float:
     """Model FLOPs of one WGAN-GP iteration (backward = 2 x forward):
 
     critic update: G forward (F_G); D forward on real and fake (2 F_D) and their parameter
@@ -87,7 +100,7 @@ def iteration_flops(dim: int, batch: int, n_critic: int) -> float:
     generator update: G forward + D forward (F_G + F_D), backward through D to its input (F_D)
       and through G (2 F_G) -> 3 F_G + 2 F_D.
     """
-    fg, fd = model_flops(dim)
+    fg, fd = model_flops(dim, n_freq=n_freq, n_time=n_time)
     return batch * (n_critic * (fg + 12 * fd) + 3 * fg + 2 * fd)
 
 
@@ -129,7 +142,8 @@ def _peak(precision: str) -> Optional[float]:
 
 def bench_jax(cfg: BenchConfig, data: np.ndarray) -> tuple[dict, dict]:
     """(timers of `iters` iterations, each warmed up; their report entries, compile times)."""
-    mc = ModelConfig(dim=cfg.dim, precision=cfg.precision)
+    mc = ModelConfig(dim=cfg.dim, precision=cfg.precision, n_freq=cfg.n_freq,
+                     n_time=cfg.n_time)
     lc, oc = LossConfig(n_critic=cfg.n_critic), OptimConfig()
 
     def sampler(x, key, n_critic, batch):
@@ -185,8 +199,9 @@ def bench_torch(cfg: BenchConfig, data: np.ndarray) -> tuple[dict, dict]:
     b, nc = cfg.batch, cfg.n_critic
 
     def make():
-        g = SpecGANGenerator(dim=cfg.dim).to(dev)
-        d = SpecGANDiscriminator(dim=cfg.dim).to(dev)
+        shape = {"n_freq": cfg.n_freq, "n_time": cfg.n_time}
+        g = SpecGANGenerator(dim=cfg.dim, **shape).to(dev)
+        d = SpecGANDiscriminator(dim=cfg.dim, **shape).to(dev)
         return g, d, make_optimizer(g.parameters()), make_optimizer(d.parameters())
 
     def iteration(g, d, og, od):
@@ -275,13 +290,14 @@ def run(cfg: BenchConfig) -> dict:
     import torch
 
     rng = np.random.default_rng(cfg.seed)
-    data = rng.uniform(-1, 1, (max(4 * cfg.batch, 64), 128, 128, 1)).astype(np.float32)
+    shape = (max(4 * cfg.batch, 64), cfg.n_freq, cfg.n_time, 1)
+    data = rng.uniform(-1, 1, shape).astype(np.float32)
     jax_timers, jax_out = bench_jax(cfg, data)
     torch_timers, torch_out = bench_torch(cfg, data)
     results = {**jax_out, **torch_out}
     for name, t in alternate({**jax_timers, **torch_timers}, cfg.repeats).items():
         results[name]["s_per_iter"] = t / cfg.iters
-    flops = iteration_flops(cfg.dim, cfg.batch, cfg.n_critic)
+    flops = iteration_flops(cfg.dim, cfg.batch, cfg.n_critic, cfg.n_freq, cfg.n_time)
     peak = _peak("bf16" if cfg.precision == "bf16" else "tf32")
     for r in results.values():
         if "s_per_iter" in r:
@@ -299,6 +315,7 @@ def run(cfg: BenchConfig) -> dict:
         "device": device_string(),
         "config": dataclasses.asdict(cfg),
         "precision": cfg.precision,
+        "shape": [cfg.n_freq, cfg.n_time],  # frequency bins x time frames of each example
         "versions": {"jax": jax.__version__, "jaxlib": jax.lib.__version__ if hasattr(
             jax.lib, "__version__") else None, "torch": torch.__version__,
             "python": platform.python_version()},
@@ -311,7 +328,9 @@ def run(cfg: BenchConfig) -> dict:
 
 def markdown(report: dict) -> str:
     c = report["config"]
-    lines = [f"device: {report['device']} | dim {c['dim']}, batch {c['batch']}, "
+    f, t = report["shape"]
+    lines = [f"device: {report['device']} | {f} x {t} (frequency x time), dim {c['dim']}, "
+             f"batch {c['batch']}, "
              f"n_critic {c['n_critic']}, {report['precision']} | model GFLOP/iteration "
              f"{report['flops_per_iter'] / 1e9:.2f}",
              "", "| variant | s/iteration | iterations/s | samples/s | GFLOP/s | MFU | compile s |",
