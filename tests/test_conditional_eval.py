@@ -284,3 +284,30 @@ def test_periodic_per_class_metric_needs_a_conditional_model(periodic_env):
         run_periodic(periodic_env, "uncond", "class_accuracy", [], conditional=False)
     with pytest.raises(ValueError, match="train.eval_metric must be one of"):
         TrainConfig(eval_metric="accuracy")
+
+
+def test_a_class_with_too_few_reals_is_marked_not_presented_as_meaningful(jax_cache):
+    """70 + 70 reals of "low" against 3 + 3 of "high": high's intra FD/KID (3 <= the feature
+    dimension, a singular covariance) and class accuracy (3 < 10 held-out reals) carry
+    too_few_real, in eval.json's entry and in the report's class labels; low's do not."""
+    x0, _ = two_class(70, 0)
+    x1, _ = two_class(3, 1)
+    x2, _ = two_class(70, 2)
+    x3, _ = two_class(3, 3)
+    ref = np.concatenate([x0[:70], x1[3:]])
+    held = np.concatenate([x2[:70], x3[3:]])
+    y = np.repeat([0, 1], [70, 3]).astype(np.int32)
+    splits = S.RealSplits(ref=ref, ref_labels=y, held=held, held_labels=y, class_names=NAMES,
+                          source="test", overlap="test")
+    ev = E.Evaluator(splits, EvalConfig(**FAST), flat_moments())
+    assert ev.space.dim < 70  # "low" has more reals per set than features
+    out = ev.evaluate(held, y)
+    m = out.metrics
+    for key in ("intra_fd", "intra_kid", "class_accuracy"):
+        assert m[key]["per_class"]["high"]["too_few_real"] is True, key
+        assert "too_few_real" not in m[key]["per_class"]["low"], key
+        assert m[key]["classes_too_few_real"] == ["high"], key
+        assert m[key]["too_few_real_rule"], key
+    assert m["class_accuracy"]["per_class"]["high"]["n_real_heldout"] == 3
+    assert out.arrays["intra_names"] == ["low", "high\n(n=3+3: too few real)"]
+    assert out.arrays["acc_names"] == ["low", "high\n(n=3+3: too few real)"]

@@ -108,6 +108,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     for key in ("classifier_warning", "size_note"):
         if key in meta:
             print(f"note: {meta[key]}")
+    for key in ("intra_fd", "intra_kid", "class_accuracy"):
+        entry = result.get(key) or {}
+        if entry.get("classes_too_few_real"):
+            print(f"note: {key}: too few real examples for a meaningful number in "
+                  f"{', '.join(entry['classes_too_few_real'])} ({entry['too_few_real_rule']})")
     print(f"real data: {meta['real_overlap']}")
     out = args.out or os.path.join(args.run_dir, "eval")
     print(f"wrote {os.path.join(out, 'eval.json')} and {os.path.join(out, 'eval_report.png')} "

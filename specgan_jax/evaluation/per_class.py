@@ -30,6 +30,11 @@ from specgan_jax.errors import EvaluateError
 from specgan_jax.evaluation import metrics as M
 
 MIN_PER_SET = 2  # FD needs a covariance (2 samples), KID's unbiased MMD² 2 per set
+# Below these a class's number is computed but marked "too_few_real" (eval.json, the report,
+# the CLI): a covariance of n <= D samples of D features is singular, so the class's FD
+# (and, judged by the same sets, its KID) is mostly small-sample bias; a class accuracy of
+# fewer than MIN_HELD_FOR_ACCURACY held-out reals has a binomial std >= 0.16 at p = 0.5.
+MIN_HELD_FOR_ACCURACY = 10
 # The metrics that leave out a class with fewer than MIN_PER_SET examples in a set.
 MIN_PER_SET_METRICS = ("intra_fd", "intra_kid")
 
@@ -65,6 +70,10 @@ class PerClass:
             if min(len(self.ref[k]), len(self.held[k])) >= MIN_PER_SET:
                 self.base_fd[k] = M.frechet_distance(self.held[k], self.ref[k])
                 self.base_kid[k] = ev._kid(self.held[k], self.ref[k])
+        dim = ev.space.dim
+        self.n_real = {k: (len(self.ref[k]), len(self.held[k])) for k in range(len(self.names))}
+        self.too_few_fd = {k for k, (r, h) in self.n_real.items() if min(r, h) <= dim}
+        self.too_few_acc = {k for k, (_, h) in self.n_real.items() if h < MIN_HELD_FOR_ACCURACY}
         self.base_acc: Optional[dict] = None
         if ev.held_p is not None:
             pred = ev.held_p.argmax(1)
@@ -91,13 +100,20 @@ class PerClass:
                           "subset_size": kg.subset_size, **sizes}
         if not per:
             return None
+        few = [k for k in per if k in self.too_few_fd]
+        for k in few:
+            per[k]["too_few_real"] = True
         out = {"generated": float(np.mean([v["generated"] for v in per.values()])),
                "real_baseline": float(np.mean([v["real_baseline"] for v in per.values()])),
                "per_class": {self.names[k]: v for k, v in per.items()}}
         if left_out:
             out["classes_left_out"] = left_out
+        if few:
+            out["classes_too_few_real"] = [self.names[k] for k in few]
+            out["too_few_real_rule"] = (f"reference or held-out reals <= the feature dimension "
+                                        f"{self.ev.space.dim}: a singular covariance")
         if key == "intra_fd":
-            g.arrays.update(intra_names=[self.names[k] for k in per],
+            g.arrays.update(intra_names=[self._label(k, self.too_few_fd) for k in per],
                             intra_fd_gen=np.array([v["generated"] for v in per.values()]),
                             intra_fd_base=np.array([v["real_baseline"] for v in per.values()]))
         return out
@@ -109,15 +125,31 @@ class PerClass:
         pred = g.p.argmax(1)
         acc = {k: float((pred[g.labels == k] == k).mean()) for k in present}
         base = {k: self.base_acc.get(k, float("nan")) for k in present}
-        g.arrays.update(acc_names=[self.names[k] for k in present],
+        g.arrays.update(acc_names=[self._label(k, self.too_few_acc) for k in present],
                         acc_gen=np.array([acc[k] for k in present]),
                         acc_base=np.array([base[k] for k in present]))
-        return {"generated": float(np.mean(list(acc.values()))),
-                "real_baseline": float(np.nanmean(list(base.values()))),
-                "chance": 1.0 / len(self.names),
-                "per_class": {self.names[k]: {"generated": acc[k], "real_baseline": base[k],
-                                              "n_generated": int((g.labels == k).sum())}
-                              for k in present}}
+        out = {"generated": float(np.mean(list(acc.values()))),
+               "real_baseline": float(np.nanmean(list(base.values()))),
+               "chance": 1.0 / len(self.names),
+               "per_class": {self.names[k]: {"generated": acc[k], "real_baseline": base[k],
+                                             "n_generated": int((g.labels == k).sum()),
+                                             "n_real_heldout": self.n_real[k][1],
+                                             **({"too_few_real": True}
+                                                if k in self.too_few_acc else {})}
+                             for k in present}}
+        few = [self.names[k] for k in present if k in self.too_few_acc]
+        if few:
+            out["classes_too_few_real"] = few
+            out["too_few_real_rule"] = (f"fewer than {MIN_HELD_FOR_ACCURACY} held-out reals: "
+                                        "an accuracy's binomial std >= 0.16")
+        return out
+
+    def _label(self, k: int, too_few: set) -> str:
+        """A class's name in the report, with its real counts when they are too few."""
+        if k not in too_few:
+            return self.names[k]
+        r, h = self.n_real[k]
+        return f"{self.names[k]}\n(n={r}+{h}: too few real)"
 
 
 def _real_side(ev) -> PerClass:
