@@ -293,6 +293,25 @@ def test_train_batch_not_divisible_by_devices_fails_before_writing(two_device_ru
     assert "e.g. 2 or 4" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_windows_of_long_non_square_files_train_on_two_devices(tmp_path):
+    """Long files (32 x 150 frames) as 32 x 64 windows on 2 devices: the window source is
+    replicated, the batch split; the run checkpoints and restores on one device."""
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        os.makedirs(tmp_path / "data" / cls)
+        for i in range(2):
+            np.savetxt(tmp_path / "data" / cls / f"{i}.csv", rng.normal(0, 1, (32, 150)),
+                       delimiter=",", fmt="%.5f")
+    out, workdir = tmp_path / "win", tmp_path / "run_win"
+    r = run_child(TRAIN_SCRIPT, [out, tmp_path / "data", workdir, tmp_path / "cache",
+                                 "--data.shape", "32", "64"], n_devices=2)
+    info, leaves = read_child(out)
+    assert info["rc"] == 0 and info["device_count"] == 2 and info["replicated"]
+    assert "4 files of 150-150 frames: 348 windows of 64 frames" in r.stdout
+    step, restored = restore_leaves(workdir)
+    assert step == 2 and all(np.array_equal(a, b) for a, b in zip(restored, leaves))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
