@@ -157,14 +157,15 @@ def load_dataset(data_cfg: DataConfig, progress: bool = True) -> Dataset:
     os.close(fd)
     try:
         if lengths is None:
-            shape, jobs, worker = (n, f_, t_), None, None
+            shape, jobs = (n, f_, t_), None
         else:
-            shape, worker = (sum(lengths), f_), windows.parse_frames_into
+            shape = (sum(lengths), f_)
             jobs = [(i, p, int(o), ln) for i, (p, o, ln)
                     in enumerate(zip(paths, windows.offsets(lengths), lengths))]
         np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.float32, shape=shape).flush()
         bad = (parse_all(tmp_npy, paths, data_cfg, progress) if lengths is None else
-               parse_all(tmp_npy, paths, data_cfg, progress, jobs=jobs, worker=worker))
+               parse_all(tmp_npy, paths, data_cfg, progress, jobs=jobs,
+                         write=windows.write_frames))
         bad_rows = {row for row, _, _ in bad}
         skipped = [(p, reason) for _, p, reason in sorted(bad)]
         keep = [i for i in range(n) if i not in bad_rows]

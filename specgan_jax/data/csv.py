@@ -156,19 +156,26 @@ def _file_shape(shape: tuple, data_cfg: DataConfig) -> tuple:
     return tuple(shape) if data_cfg.orientation == "freq_rows" else tuple(shape[::-1])
 
 
-def _parse_into(npy_path: str, jobs: Sequence[tuple[int, str]], data_cfg: DataConfig,
-                on_error: str) -> list[tuple[int, str, str]]:
-    """Parse files into rows of an existing .npy (opened r+); returns [(row, path, reason)] of
-    the bad ones (raises the first DataError when on_error == "error"). Runs in workers."""
-    out = np.load(npy_path, mmap_mode="r+")  # [N, F, T] float32
+def _into_row(out: np.ndarray, job: tuple[int, str], data_cfg: DataConfig) -> None:
+    """Job (row, path): parse the file into row `row` of an [N, F, T] array."""
+    row, path = job
+    out[row] = parse_csv(path, data_cfg)
+
+
+def fill_npy(npy_path: str, jobs: Sequence[tuple], data_cfg: DataConfig, on_error: str,
+             write: Callable = _into_row) -> list[tuple[int, str, str]]:
+    """Parse files into an existing .npy (opened r+), one job (index, path, ...) at a time by
+    write(out, job, data_cfg); returns [(index, path, reason)] of the bad ones (raises the
+    first DataError when on_error == "error"). Runs in workers."""
+    out = np.load(npy_path, mmap_mode="r+")
     bad = []
-    for row, path in jobs:
+    for job in jobs:
         try:
-            out[row] = parse_csv(path, data_cfg)
+            write(out, job, data_cfg)
         except DataError as e:
             if on_error == "error":
                 raise
-            bad.append((row, path, e.reason))
+            bad.append((job[0], job[1], e.reason))
     out.flush()
     del out
     return bad
@@ -179,12 +186,11 @@ def _parse_into(npy_path: str, jobs: Sequence[tuple[int, str]], data_cfg: DataCo
 
 
 def parse_all(npy_path: str, paths: list[str], data_cfg: DataConfig, progress: bool,
-              jobs: Optional[list] = None, worker: Callable = _parse_into
+              jobs: Optional[list] = None, write: Callable = _into_row
               ) -> list[tuple[int, str, str]]:
     """Parse every file into its row of npy_path, in a process pool when worth it.
-    jobs, worker: another layout's jobs and the worker writing them (worker(npy_path, jobs,
-    data_cfg, on_error) -> the bad ones; data.windows.parse_frames_into); default: file i
-    into row i."""
+    jobs, write: another layout's jobs and how one is written (fill_npy; long files:
+    data.windows.write_frames); default: file i into row i."""
 
     jobs = list(enumerate(paths)) if jobs is None else jobs
     workers = data_cfg.workers or os.cpu_count() or 1
@@ -193,14 +199,15 @@ def parse_all(npy_path: str, paths: list[str], data_cfg: DataConfig, progress: b
     try:
         if workers == 1 or len(jobs) < MIN_FILES_FOR_POOL:
             for s in range(0, len(jobs), CHUNK):
-                bad += worker(npy_path, jobs[s:s + CHUNK], data_cfg, data_cfg.on_bad_file)
+                bad += fill_npy(npy_path, jobs[s:s + CHUNK], data_cfg, data_cfg.on_bad_file,
+                                write)
                 bar.update(len(jobs[s:s + CHUNK]))
             return bad
         # "spawn": forking a process that has JAX's threads running can deadlock.
         ctx = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            futs = {pool.submit(worker, npy_path, jobs[s:s + CHUNK], data_cfg,
-                                data_cfg.on_bad_file): len(jobs[s:s + CHUNK])
+            futs = {pool.submit(fill_npy, npy_path, jobs[s:s + CHUNK], data_cfg,
+                                data_cfg.on_bad_file, write): len(jobs[s:s + CHUNK])
                     for s in range(0, len(jobs), CHUNK)}
             try:
                 for fut in concurrent.futures.as_completed(futs):

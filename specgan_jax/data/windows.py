@@ -90,23 +90,12 @@ def read_frames(path: str, data_cfg: DataConfig, length: int) -> np.ndarray:
     return np.ascontiguousarray(a.T)
 
 
-def parse_frames_into(npy_path: str, jobs: Sequence[tuple[int, str, int, int]],
-                      data_cfg: DataConfig, on_error: str) -> list[tuple[int, str, str]]:
-    """Parse files into their row blocks of an existing [L_total, F] .npy (opened r+); jobs:
-    (file index, path, offset, length). Returns [(file index, path, reason)] of the bad ones
-    (raises the first DataError when on_error == "error"). Runs in workers."""
-    out = np.load(npy_path, mmap_mode="r+")
-    bad = []
-    for i, path, offset, length in jobs:
-        try:
-            out[offset:offset + length] = read_frames(path, data_cfg, length)
-        except DataError as e:
-            if on_error == "error":
-                raise
-            bad.append((i, path, e.reason))
-    out.flush()
-    del out
-    return bad
+def write_frames(out: np.ndarray, job: tuple[int, str, int, int], data_cfg: DataConfig
+                 ) -> None:
+    """Job (file index, path, offset, length): parse the file into its row block of the
+    [L_total, F] frames array (data.csv.fill_npy runs the jobs, in workers)."""
+    _, path, offset, length = job
+    out[offset:offset + length] = read_frames(path, data_cfg, length)
 
 
 def offsets(lengths: Sequence[int]) -> np.ndarray:
