@@ -165,7 +165,7 @@ def test_bad_long_files_name_the_file_and_problem(tmp_path):
     np.testing.assert_array_equal(ds.lengths, [200, 64])  # the short one padded to a window
 
 
-def test_train_on_windows_of_long_high_first_files_and_generate(tmp_path, tiny_data):
+def test_train_on_windows_of_long_high_first_files_and_generate(tmp_path):
     """Two classes of 40 x 200 files, row 0 = the highest frequency, the top row dropped:
     windows 32 x 64 (non-square), a few steps, then CSVs of 32 x 64 written high first."""
     rng = np.random.default_rng(0)
@@ -177,7 +177,7 @@ def test_train_on_windows_of_long_high_first_files_and_generate(tmp_path, tiny_d
             top = np.full((1, 200), 99.0)  # a Nyquist row to drop: far outside the data
             _write(data, cls, i, np.vstack([low_first, top])[::-1])  # high first on disk
     work = tmp_path / "run"
-    args = helpers.tiny_args(data, work, 2, tiny_data["csv_cache"], "--data.shape", "32", "64",
+    args = helpers.tiny_args(data, work, 2, tmp_path / "cache", "--data.shape", "32", "64",
                              "--data.freq_order", "high_first", "--data.drop_top_row")
     assert train_cli.main(args) == 0
     out = tmp_path / "gen"

@@ -17,8 +17,7 @@ from specgan_jax.run.metrics_log import read_metrics
 from tests import helpers
 
 
-def test_a_class_smaller_than_the_batch_trains_conditional_balanced_with_ada(
-        tmp_path, tiny_data):
+def test_a_class_smaller_than_the_batch_trains_conditional_balanced_with_ada(tmp_path):
     rng = np.random.default_rng(0)
     data = tmp_path / "data"
     for cls, n in (("big", 9), ("tiny", 2)):  # batch 4 > tiny's 2 files
@@ -27,7 +26,7 @@ def test_a_class_smaller_than_the_batch_trains_conditional_balanced_with_ada(
             np.savetxt(data / cls / f"{i}.csv", rng.normal(0, 1, (32, 32)) + (cls == "tiny"),
                        delimiter=",", fmt="%.5f")
     work = tmp_path / "run"
-    args = helpers.tiny_args(data, work, 2, tiny_data["csv_cache"], "--data.shape", "32", "32",
+    args = helpers.tiny_args(data, work, 2, tmp_path / "cache", "--data.shape", "32", "32",
                              "--model.conditional", "--loss.fake_classes", "uniform",
                              "--diffaug.ada", "--diffaug.ada_signal", "heldout",
                              "--diffaug.ada_heldout", "0.5", "--diffaug.ada_interval", "1")
