@@ -119,11 +119,17 @@ def _discover_list(list_path: str, pattern: Optional[str] = None
 # One file: read (specgan_jax.data.files), then the size check
 
 
-def _fit_shape(a: np.ndarray, n_freq: int, n_time: int) -> np.ndarray:
-    """Crop to / edge-pad to [n_freq, n_time]: keeps the lowest bins and the first frames."""
+def fit_shape(path: str, a: np.ndarray, n_freq: int, n_time: int) -> np.ndarray:
+    """Crop to / edge-pad to [n_freq, n_time] (data.shape_policy 'crop_pad'): keeps the lowest
+    bins and the first frames. DataError naming the file if what is left is constant."""
     a = a[:n_freq, :n_time]
     pad = ((0, n_freq - a.shape[0]), (0, n_time - a.shape[1]))
-    return np.pad(a, pad, mode="edge") if any(p[1] for p in pad) else a
+    a = np.pad(a, pad, mode="edge") if any(p[1] for p in pad) else a
+    lo, hi = a.min(), a.max()
+    if lo == hi:
+        raise DataError(path, f"constant after crop_pad to {n_freq} x {n_time} (every value is "
+                              f"{lo:g}): zero variance, it carries no spectrogram")
+    return a
 
 
 def parse_csv(path: str, data_cfg: DataConfig) -> np.ndarray:
@@ -143,12 +149,7 @@ def parse_csv(path: str, data_cfg: DataConfig) -> np.ndarray:
                               f"expected {rows} x {cols} (orientation "
                               f"{data_cfg.orientation!r}); set data.shape_policy='crop_pad' "
                               "to crop/pad instead")
-    a = _fit_shape(a, f_exp, t_exp)
-    lo, hi = a.min(), a.max()
-    if lo == hi:
-        raise DataError(path, f"constant after crop_pad to {f_exp} x {t_exp} (every value is "
-                              f"{lo:g}): zero variance, it carries no spectrogram")
-    return a
+    return fit_shape(path, a, f_exp, t_exp)
 
 
 def _file_shape(shape: tuple, data_cfg: DataConfig) -> tuple:

@@ -192,9 +192,9 @@ def moments_for(dataset, data_cfg, progress: bool = False) -> Moments:
     """compute_moments over a data.cache.Dataset with the DataConfig's transform and floor:
     over every frame of every file (long files whole, not only their windows)."""
     x, names = dataset.x, dataset.paths
-    if getattr(dataset, "frames", None) is not None:
+    if dataset.windowed:  # one [1, F, L_i] chunk per file
         x = (np.asarray(dataset.frames[s:s + n]).T[None]
-             for s, n in zip(offsets(dataset.lengths), dataset.lengths))  # one [1, F, L_i] chunk per file
+             for s, n in zip(offsets(dataset.lengths), dataset.lengths))
         names = dataset.file_paths
     return compute_moments(x, log_transform=data_cfg.log_transform, eps=data_cfg.log_eps,
                            std_floor=data_cfg.std_floor, orientation=data_cfg.orientation,

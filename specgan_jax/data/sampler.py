@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from specgan_jax.data import windows as windows_lib
 from specgan_jax.data.augment import augment_batch
 from specgan_jax.config import AugmentConfig
 from specgan_jax.data.moments import Moments
@@ -130,11 +131,11 @@ def build_window_dataset(frames: np.ndarray, lengths: np.ndarray, labels: np.nda
     if cum[-1] >= 2**31:
         raise ValueError(f"{int(cum[-1])} windows: more than int32 indexes")
     dtype = jnp.bfloat16 if storage_dtype == "bfloat16" else np.float32
-    f = frames.shape[1]
-    out = np.empty((f, frames.shape[0]), dtype)
-    for s in range(0, frames.shape[0], 65536):  # chunked: frames may be a memmap
-        out[:, s:s + 65536] = normalize(np.asarray(frames[s:s + 65536]).T, moments)
-    start = np.concatenate([[0], np.cumsum(lengths)[:-1]])[order]
+    out = np.empty(frames.shape[::-1], dtype)  # [F, L_total]
+    chunk = 65536  # frames at a time: frames may be a memmap
+    for s in range(0, frames.shape[0], chunk):
+        out[:, s:s + chunk] = normalize(np.asarray(frames[s:s + chunk]).T, moments)
+    start = windows_lib.offsets(lengths)[order]
     return WindowDataset(frames=out, start=start.astype(np.int32), cum=cum.astype(np.int32),
                          labels=labels[order],
                          class_start=(np.cumsum(per_class) - per_class).astype(np.int32),

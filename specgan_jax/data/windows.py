@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from specgan_jax.config import DataConfig
+from specgan_jax.data.csv import fit_shape
 from specgan_jax.data.files import read_array
 from specgan_jax.errors import DataError
 
@@ -76,17 +77,11 @@ def read_frames(path: str, data_cfg: DataConfig, length: int) -> np.ndarray:
     if t_file < t_exp and not crop:
         raise DataError(path, f"{t_file} time frames, fewer than a window's {t_exp} "
                               "(data.shape); set data.shape_policy='crop_pad' to pad it")
-    a = a[:f_exp]
-    if a.shape[0] < f_exp:
-        a = np.pad(a, ((0, f_exp - a.shape[0]), (0, 0)), mode="edge")
-    if t_file < t_exp:
-        a = np.pad(a, ((0, 0), (0, t_exp - t_file)), mode="edge")
+    if a.shape != (f_exp, max(t_file, t_exp)):  # crop_pad: frequency, and a short file
+        a = fit_shape(path, a, f_exp, max(t_file, t_exp))
     if a.shape[1] != length:
         raise DataError(path, f"{t_file} time frames, but its first line promised "
                               f"{length}: rows of different lengths?")
-    if a.min() == a.max():
-        raise DataError(path, f"constant after crop_pad to {f_exp} bins (every value is "
-                              f"{a.min():g}): zero variance, it carries no spectrogram")
     return np.ascontiguousarray(a.T)
 
 

@@ -70,9 +70,8 @@ class PerClass:
             if min(len(self.ref[k]), len(self.held[k])) >= MIN_PER_SET:
                 self.base_fd[k] = M.frechet_distance(self.held[k], self.ref[k])
                 self.base_kid[k] = ev._kid(self.held[k], self.ref[k])
-        dim = ev.space.dim
         self.n_real = {k: (len(self.ref[k]), len(self.held[k])) for k in range(len(self.names))}
-        self.too_few_fd = {k for k, (r, h) in self.n_real.items() if min(r, h) <= dim}
+        self.too_few_fd = {k for k, (r, h) in self.n_real.items() if min(r, h) <= ev.space.dim}
         self.too_few_acc = {k for k, (_, h) in self.n_real.items() if h < MIN_HELD_FOR_ACCURACY}
         self.base_acc: Optional[dict] = None
         if ev.held_p is not None:
