@@ -247,21 +247,24 @@ def critic_points():
 def test_d_loss_and_gradients(shape, bn, impl, precision, critic_points):
     """The WGAN-GP critic loss, its gradient penalty and the gradient of the loss w.r.t. every
     D parameter (the penalty's part a second derivative through every strided conv)."""
-    _, tdtype, _, _, tol_loss, tol_grad, noise = PRECISIONS[precision]
+    ndtype, _, _, _, tol_loss, tol_grad, noise = PRECISIONS[precision]
     mcfg, tg, td, real_t, fake_t, alpha_t = critic_points(shape, bn)
-    td = copy.deepcopy(td).to(tdtype)
-    real_t, fake_t, alpha_t = real_t.to(tdtype), fake_t.to(tdtype), alpha_t.to(tdtype)
-    D_loss, gp_t = reference_d_loss(td, real_t, fake_t, alpha_t, None, "wgan-gp", False)
-    td.zero_grad()
+    # the reference in float64 at the (float32) test point, for either precision (compare_grads)
+    td64 = copy.deepcopy(td).double()
+    real64, fake64 = real_t.double(), fake_t.double()
+    D_loss, gp_t = reference_d_loss(td64, real64, fake64, alpha_t.double(), None, "wgan-gp",
+                                    False)
+    td64.zero_grad()
     D_loss.backward()
-    ref_grads = torch_grads(mcfg, td, "discriminator")
+    ref_grads = torch_grads(mcfg, td64, "discriminator")
     cfg = dataclasses_replace(mcfg, conv_impl=impl)
     with jax.enable_x64(precision == "fp64"):
-        _, d_vars = jax_vars(cfg, tg, td)
-        (val, aux), grads = jax_d_loss(cfg, d_vars["params"], nhwc(real_t), nhwc(fake_t),
-                                       alpha_t.numpy())
+        _, d_vars = jax_vars(cfg, tg, td64 if precision == "fp64" else td)
+        (val, aux), grads = jax_d_loss(cfg, d_vars["params"], nhwc(real_t).astype(ndtype),
+                                       nhwc(fake_t).astype(ndtype),
+                                       alpha_t.numpy().astype(ndtype))
     with torch.no_grad():  # the loss's rounding is relative to the logits (test_losses)
-        logit_scale = max(float(td(real_t).abs().max()), float(td(fake_t).abs().max()))
+        logit_scale = max(float(td64(real64).abs().max()), float(td64(fake64).abs().max()))
     assert abs(float(val) - D_loss.item()) <= tol_loss * max(abs(D_loss.item()), logit_scale)
     assert rel_err(aux["gp"], gp_t.item()) <= tol_loss and float(aux["gp"]) > 0
     compare_grads(grads, ref_grads, bn, tol_grad, noise)
@@ -278,17 +281,16 @@ def dataclasses_replace(cfg, **kw):
 def test_g_loss_and_gradients(shape, impl, precision):
     """The generator loss -E D(G(z)) and its gradient w.r.t. every G parameter, G with batch
     norm (training mode), test point test_losses.g_loss_setup's."""
-    ndtype, tdtype, _, _, tol_loss, tol_grad, noise = PRECISIONS[precision]
+    ndtype, _, _, _, tol_loss, tol_grad, noise = PRECISIONS[precision]
     mcfg = shape_cfg(shape, use_batchnorm=True, conv_impl=impl)
     tg, td, tg64, td64, z, z_t, g_vars, d_vars = g_loss_setup(mcfg)
     with PreActivations(tg64, td64) as pre:
         reference_g_loss(tg64, td64, z_t.double(), "wgan-gp")
     print(f"kink margin {assert_kink_margin(pre, f'G loss {shape}'):.2e}")
-    tg, td = (tg64, td64) if precision == "fp64" else (tg, td)
-    G_loss = reference_g_loss(tg, td, z_t.to(tdtype), "wgan-gp")
-    tg.zero_grad()
+    G_loss = reference_g_loss(tg64, td64, z_t.double(), "wgan-gp")  # float64 (compare_grads)
+    tg64.zero_grad()
     G_loss.backward()
-    ref_grads = torch_grads(mcfg, tg, "generator")
+    ref_grads = torch_grads(mcfg, tg64, "generator")
     with jax.enable_x64(precision == "fp64"):
         cast = lambda t: jax.tree_util.tree_map(lambda v: np.asarray(v, ndtype), t)  # noqa: E731
         val, grads = jax_g_loss(mcfg, cast(g_vars), cast(d_vars), z.astype(ndtype))
