@@ -1,7 +1,7 @@
 """Generated spectrograms (the user's units: log magnitude, the CSV layout) -> 16-bit WAV files
 through Griffin-Lim, with the parameters audio_to_spectrograms recorded (docs/audio.md): one
-file per sample (write_wavs, generate.py --format wav). Mel spectrograms are mapped back to
-linear magnitudes first (mel.mel_to_linear).
+file per sample (write_wavs, generate.py --format wav), or a run's preview grid as one file
+(write_strip). Mel spectrograms are mapped back to linear magnitudes first (mel.mel_to_linear).
 """
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ from specgan_jax.errors import SpecganError
 
 PARAMS_FILE = "audio_params.json"
 KEYS = ("sample_rate", "nfft", "hop")
+
+
+def data_params_path(data_path: Optional[str]) -> Optional[str]:
+    """DATA/audio_params.json if data_path is a folder holding one, else None."""
+    path = os.path.join(data_path, PARAMS_FILE) if data_path else None
+    return path if path and os.path.isfile(path) else None
 
 
 def find_params(explicit: Optional[str], data_path: Optional[str]) -> dict:
@@ -47,6 +53,7 @@ def read_params(path: str) -> dict:
 
 
 PEAK = 0.99  # the largest sample written, -0.09 dBFS
+GAP_S = 0.25  # silence between the samples of a preview strip, in seconds
 
 
 def n_rows(params: dict) -> int:
@@ -111,3 +118,17 @@ def write_wavs(x: np.ndarray, out_dir: str, names: list[str], freq_rows: bool, p
             write_wav(fh, peak_scaled(a), params["sample_rate"])
         paths.append(p)
     return paths
+
+
+def write_strip(path: str, x: np.ndarray, params: dict, iterations: int = ITERATIONS) -> str:
+    """x [N, F, T] log magnitudes (frequency rows, lowest first, the data's units) -> one WAV
+    at `path`, atomically: each sample through Griffin-Lim, peak-scaled as in write_wavs, in
+    order, GAP_S seconds of silence between them (N T hop + (N - 1) GAP_S sr samples)."""
+    audio = to_audio(np.swapaxes(np.asarray(x, np.float32), 1, 2), params, iterations)
+    gap = np.zeros(int(round(GAP_S * params["sample_rate"])), np.float32)
+    parts = []
+    for i, a in enumerate(audio):
+        parts += [gap, peak_scaled(a)] if i else [peak_scaled(a)]
+    with atomic.atomic_open(path, "wb") as fh:
+        write_wav(fh, np.concatenate(parts), params["sample_rate"])
+    return path
