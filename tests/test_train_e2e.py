@@ -70,6 +70,8 @@ def test_run_directory_layout(run4):
     assert sorted(os.listdir(run4 / "checkpoints")) == ["2", "4"]
     assert {"reals.png", "fakes_000002.png", "fakes_000004.png"} <= set(
         os.listdir(run4 / "previews"))
+    # data without audio_params.json: no WAV previews (tests/test_audio_preview.py: with one)
+    assert not [f for f in os.listdir(run4 / "previews") if f.endswith(".wav")]
     rows = read_metrics(str(run4 / "metrics.jsonl"))
     assert [r["step"] for r in rows] == [2, 4]
     assert {"d_loss", "g_loss", "gp", "wasserstein"} <= set(rows[0])

@@ -95,8 +95,8 @@ def slices(x: np.ndarray, length: int, first_only: bool = False, overlap: float 
     return out
 
 
-def write_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
-    """Mono 16-bit PCM WAV; samples are clipped to [-1, 1]."""
+def write_wav(path, audio: np.ndarray, sample_rate: int) -> None:
+    """Mono 16-bit PCM WAV to a path or a binary file object; samples are clipped to [-1, 1]."""
     pcm = np.round(np.clip(np.asarray(audio, np.float64), -1.0, 1.0) * 32767).astype("<i2")
     with wave.open(path, "wb") as w:
         w.setnchannels(1)

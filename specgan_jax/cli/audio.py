@@ -6,8 +6,9 @@ by default (docs/audio.md).
     python scripts/audio_to_spectrograms.py recordings/ data/spec --first-slice --pad-end
 
 Each slice of each file becomes OUT/<class>/<name>_<ext>_<i>.csv: no header, rows = frequency bins
-(row 0 lowest, Nyquist dropped), columns = time frames, log(|STFT| + eps). The transform's
-parameters go to OUT/audio_params.json, where `generate.py --format wav` finds them.
+(row 0 lowest, Nyquist dropped), columns = time frames, log(|STFT| + eps); with --mel N, rows =
+N mel bands, log(mel filterbank @ |STFT| + eps). The transform's parameters go to
+OUT/audio_params.json, where `generate.py --format wav` and the run's WAV previews find them.
 An unreadable or silent file is named and skipped (or, with --strict, stops the run).
 """
 
@@ -23,7 +24,7 @@ import sys
 import numpy as np
 from tqdm.auto import tqdm
 
-from specgan_jax.audio import stft
+from specgan_jax.audio import mel, stft
 from specgan_jax.audio.io import AUDIO_EXTENSIONS, read_audio, slices
 from specgan_jax.errors import DataError, SpecganError
 
@@ -53,8 +54,14 @@ def convert_file(path: str, rel: str, out_dir: str, params: dict) -> tuple[str, 
                                   "samples); pass --pad-end to keep it")
     except DataError as e:
         return path, 0, str(e)
-    spec = stft.log_magnitude(sl.astype(np.float64), params["nfft"], params["hop"],
-                              params["log_eps"])
+    if params.get("mel_bands"):
+        fb = mel.filterbank(params["mel_bands"], params["sample_rate"], params["nfft"],
+                            params["mel_fmin"], params["mel_fmax"])
+        mag = np.abs(stft.stft(sl.astype(np.float64), params["nfft"], params["hop"]))
+        spec = mel.log_mel(mag, fb, params["log_eps"])
+    else:
+        spec = stft.log_magnitude(sl.astype(np.float64), params["nfft"], params["hop"],
+                                  params["log_eps"])
     dest = os.path.join(out_dir, rel)
     os.makedirs(dest, exist_ok=True)
     # The extension stays in the name: a.wav and a.flac in one folder must not collide.
@@ -73,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nfft", type=int, default=stft.NFFT, help="FFT and window size")
     p.add_argument("--hop", type=int, default=stft.HOP, help="hop length in samples")
     p.add_argument("--log-eps", type=float, default=stft.LOG_EPS)
+    p.add_argument("--mel", type=int, default=0, metavar="N",
+                   help="N mel bands (Slaney scale) instead of the linear STFT bins "
+                        "[default: off]")
+    p.add_argument("--mel-fmin", type=float, default=0.0, help="--mel: lowest edge in Hz")
+    p.add_argument("--mel-fmax", type=float, default=None,
+                   help="--mel: highest edge in Hz [default: sample rate / 2]")
     p.add_argument("--first-slice", action="store_true", help="only each file's first slice")
     p.add_argument("--overlap", type=float, default=0.0, help="slice overlap ratio in [0, 1)")
     p.add_argument("--pad-end", action="store_true", help="zero-pad the last, partial slice")
@@ -93,11 +106,22 @@ def _check(a) -> dict:
         raise SpecganError(f"--overlap {a.overlap}: expected 0 <= overlap < 1")
     if a.hop > a.nfft:
         raise SpecganError(f"--hop {a.hop} is larger than --nfft {a.nfft}")
-    return {"sample_rate": a.sample_rate, "slice_len": a.slice_len, "nfft": a.nfft, "hop": a.hop,
-            "log_eps": a.log_eps, "first_slice": a.first_slice, "overlap": a.overlap,
-            "pad_end": a.pad_end, "window": "periodic_hann", "center": False,
-            "nyquist_dropped": True, "orientation": "freq_rows",
-            "n_freq": a.nfft // 2, "n_time": stft.num_frames(a.slice_len, a.hop)}
+    params = {"sample_rate": a.sample_rate, "slice_len": a.slice_len, "nfft": a.nfft,
+              "hop": a.hop, "log_eps": a.log_eps, "first_slice": a.first_slice,
+              "overlap": a.overlap, "pad_end": a.pad_end, "window": "periodic_hann",
+              "center": False, "nyquist_dropped": True, "orientation": "freq_rows",
+              "n_freq": a.nfft // 2, "n_time": stft.num_frames(a.slice_len, a.hop)}
+    if a.mel < 0:
+        raise SpecganError(f"--mel {a.mel}: must be >= 1 (or 0: off)")
+    if a.mel:
+        fmax = a.sample_rate / 2.0 if a.mel_fmax is None else a.mel_fmax
+        try:  # refused here, before any file is read, if a band would hold no FFT bin
+            mel.filterbank(a.mel, a.sample_rate, a.nfft, a.mel_fmin, fmax)
+        except ValueError as e:
+            raise SpecganError(f"--mel: {e}") from None
+        params.update(nyquist_dropped=False, n_freq=a.mel, mel_bands=a.mel, mel_fmin=a.mel_fmin,
+                      mel_fmax=fmax, mel_scale=mel.SCALE, mel_norm=None)
+    return params
 
 
 def _run(a, params: dict) -> tuple[int, list[str]]:
@@ -141,7 +165,8 @@ def main(argv=None) -> int:
         json.dump(params, f, indent=2)
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
-    print(f"{a.output}: {written} spectrograms ({params['n_freq']} bins x {params['n_time']} "
+    rows = f"{params['n_freq']} {'mel bands' if params.get('mel_bands') else 'bins'}"
+    print(f"{a.output}: {written} spectrograms ({rows} x {params['n_time']} "
           f"frames), {len(skipped)} file(s) skipped; parameters in "
           f"{os.path.join(a.output, PARAMS_FILE)}")
     return 0

@@ -139,9 +139,9 @@ def save_class_grid(path: str, fakes, reals, class_names, *, title: str, vmin: f
                               path)
 
 
-def fakes_name(step: int) -> str:
+def fakes_name(step: int, ext: str = "png") -> str:
     """Predictable artefact name of the preview at `step` (stylegan2-ada style)."""
-    return f"fakes_{step:06d}.png"
+    return f"fakes_{step:06d}.{ext}"
 
 
 def round_robin(labels: np.ndarray, n: int) -> np.ndarray:

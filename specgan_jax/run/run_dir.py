@@ -6,6 +6,8 @@
     labels.json     class names by label index (when the data has classes)
     checkpoints/    orbax CheckpointManager steps (specgan_jax.run.checkpoint)
     previews/       reals.png once, fakes_NNNNNN.png every train.preview_every steps and at the end
+                    (and reals.wav, fakes_NNNNNN.wav beside them when the data folder holds
+                    audio_params.json: the grid's first samples through Griffin-Lim)
     metrics.jsonl   one row every train.log_every steps (and "eval/*" rows every train.eval_every)
     checkpoints_best_<metric>/  the best checkpoint by train.eval_metric (when eval_every > 0)
     tensorboard/    event files, only when a TensorBoard writer is importable

@@ -21,6 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from specgan_jax.config import Config
 from specgan_jax.config.resolve import (DataSummary, Platform, check_options, check_platform,
                                         resolve)
+from specgan_jax.audio import wav_out
 from specgan_jax.data import demo as demo_data
 from specgan_jax.data import sampler as sampler_lib
 from specgan_jax.data import windows as windows_lib
@@ -72,7 +73,7 @@ class Run:
     k_train: jax.Array  # the key every step's draws are folded from
     ckpt: Checkpointer
     metrics_log: object  # MetricsLog, or _NoMetricsLog on processes other than 0
-    save_preview: Callable[[object, int], None]  # (state, step) -> previews/fakes_<step>.png
+    save_preview: Callable[[object, int], None]  # (state, step) -> previews/fakes_<step>.png/.wav
     periodic: Optional[PeriodicEval]  # evaluation every train.eval_every steps, or None
 
 
@@ -186,10 +187,30 @@ def _restore(ckpt: Checkpointer, state, k_train, log, aug_p: float
     return state, step
 
 
+WAV_PREVIEW_N = 8  # samples per preview WAV: 8 x 1 s slices plus gaps is a short listen
+
+
+def _audio_params(config: Config, dataset: Dataset, log) -> Optional[dict]:
+    """The data's audio parameters (DATA/audio_params.json, written by
+    specgan-audio-to-spectrograms) when the previews can be heard, else None: data without
+    the file is the usual case and says nothing; a file whose spectrograms do not match the
+    data (e.g. cropped since) gets a one-line note. An unreadable file is a SpecganError."""
+    path = wav_out.data_params_path(config.data.path)
+    if path is None:
+        return None
+    params = wav_out.read_params(path)
+    bad = wav_out.rows_mismatch(int(dataset.x.shape[1]), params)
+    if bad:
+        log(f"previews: no WAV ({path}: {bad})")
+        return None
+    return params
+
+
 def _preview_fn(config: Config, workdir: str, dataset: Dataset, moments: Moments, k_preview,
-                gen_fn, is_main: bool) -> Callable:
-    """Writes previews/reals.png once and returns save_preview(state, step). Every process runs
-    G (a computation on the global mesh); process 0 alone writes PNGs."""
+                gen_fn, is_main: bool, log) -> Callable:
+    """Writes previews/reals.png (and reals.wav for audio data) once and returns
+    save_preview(state, step). Every process runs G (a computation on the global mesh);
+    process 0 alone writes the files."""
     tc = config.train
     # Fixed latents for every preview grid (the same picture positions across steps).
     z = sample_latents(k_preview, tc.n_preview, config.model.latent_dim, config.loss.latent_dist)
@@ -197,29 +218,41 @@ def _preview_fn(config: Config, workdir: str, dataset: Dataset, moments: Moments
     reals = np.asarray(dataset.x[idx])  # [n, F, T] raw units
     vmin, vmax = preview_lib.color_range(reals)
     folder = os.path.join(workdir, run_dir_lib.PREVIEWS)
+    audio = _audio_params(config, dataset, log) if is_main else None
     if is_main and not os.path.exists(os.path.join(folder, "reals.png")):
         names = [dataset.class_names[int(c)] for c in np.asarray(dataset.labels)[idx]]
         preview_lib.save_grid(os.path.join(folder, "reals.png"), reals, title="real examples",
                               vmin=vmin, vmax=vmax,
                               labels=names if len(dataset.class_names) > 1 else None)
+    if audio and not os.path.exists(os.path.join(folder, "reals.wav")):
+        wav_out.write_strip(os.path.join(folder, "reals.wav"), reals[:WAV_PREVIEW_N], audio)
+
+    def save_wav(fake, step: int) -> None:
+        """fake [n, F, T] in the data's units, in listening order."""
+        if audio:
+            wav_out.write_strip(os.path.join(folder, preview_lib.fakes_name(step, "wav")),
+                                fake[:WAV_PREVIEW_N], audio)
 
     if config.model.conditional:
-        return _class_preview_fn(config, folder, dataset, moments, z, gen_fn, is_main, vmin, vmax)
+        return _class_preview_fn(config, folder, dataset, moments, z, gen_fn, is_main, vmin, vmax,
+                                 save_wav)
 
     def save_preview(state, step: int) -> None:
         fake = generate_batched(gen_fn, state.g_ema, state.g_batch_stats, z, len(z))
         if is_main:
+            fake = np.asarray(denormalize(fake, moments))
             preview_lib.save_grid(os.path.join(folder, preview_lib.fakes_name(step)),
-                                  denormalize(fake, moments), title=f"generated, step {step}",
-                                  vmin=vmin, vmax=vmax)
+                                  fake, title=f"generated, step {step}", vmin=vmin, vmax=vmax)
+            save_wav(fake, step)
 
     return save_preview
 
 
 def _class_preview_fn(config: Config, folder: str, dataset: Dataset, moments: Moments, z,
-                      gen_fn, is_main: bool, vmin: float, vmax: float) -> Callable:
+                      gen_fn, is_main: bool, vmin: float, vmax: float, save_wav) -> Callable:
     """save_preview of a conditional model: one row per class, the same latents in every row
-    (so a column differs only by class), that class's real examples beside them."""
+    (so a column differs only by class), that class's real examples beside them. The WAV goes
+    column by column (latent 0 in every class, then latent 1, ...)."""
     k = config.model.n_classes
     per = max(2, len(z) // k)
     z_rows = np.tile(np.asarray(z)[np.arange(per) % len(z)], (k, 1))  # [k * per, latent]
@@ -231,11 +264,12 @@ def _class_preview_fn(config: Config, folder: str, dataset: Dataset, moments: Mo
         fake = generate_batched(gen_fn, state.g_ema, state.g_batch_stats, z_rows, len(z_rows),
                                 labels=y)
         if is_main:
-            fake = denormalize(fake, moments).reshape((k, per) + fake.shape[1:])
+            fake = np.asarray(denormalize(fake, moments)).reshape((k, per) + fake.shape[1:])
             preview_lib.save_class_grid(os.path.join(folder, preview_lib.fakes_name(step)),
                                         fake, reals, dataset.class_names,
                                         title=f"generated (left) and real (right) by class, "
                                               f"step {step}", vmin=vmin, vmax=vmax)
+            save_wav(np.swapaxes(fake, 0, 1).reshape((-1,) + fake.shape[2:]), step)
 
     return save_preview
 
@@ -326,7 +360,8 @@ def setup_run(config: Config, workdir: str, stack: contextlib.ExitStack, *, demo
     step = step or 0
 
     gen_fn = make_generate_fn(config.model)
-    save_preview = _preview_fn(config, workdir, dataset, moments, k_preview, gen_fn, is_main)
+    save_preview = _preview_fn(config, workdir, dataset, moments, k_preview, gen_fn, is_main,
+                               log)
     periodic = None
     if tc.eval_every and step < tc.steps:
         periodic = stack.enter_context(contextlib.closing(
