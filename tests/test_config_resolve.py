@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from specgan_jax.cli import train as train_cli
-from specgan_jax.config import Config, DiffAugConfig, LossConfig, ModelConfig
+from specgan_jax.config import Config, DiffAugConfig, LossConfig, ModelConfig, OptimConfig
 from specgan_jax.config import resolve as resolve_lib
 from specgan_jax.config.resolve import (DataSummary, Platform, check_platform, resolve,
                                         resolve_saved)
@@ -24,9 +24,10 @@ TWO = DataSummary(("cat", "dog"), (4, 4))
 # None where it means something other than "decide later": no data source given (the demo),
 # no file name pattern (every file), the machine's default cache folder, no Adam betas for
 # RMSProp, no time budget, no R1 penalty for a loss without one (ns-r1 fills its r1_* in when
-# constructed).
+# constructed), no learning-rate decay.
 MEANINGFUL_NONE = {"data.path", "data.file_list", "data.pattern", "data.cache_dir", "optim.beta1",
-                   "optim.beta2", "train.minutes", "loss.r1_gamma", "loss.r1_every"}
+                   "optim.beta2", "train.minutes", "loss.r1_gamma", "loss.r1_every",
+                   "optim.decay_steps"}
 
 
 def unsettled(config) -> list[str]:
@@ -66,6 +67,22 @@ def test_resolve_settles_every_auto_option_once():
 def test_optimizer_defaults_follow_the_loss(loss, want):
     o = resolve(Config(loss=LossConfig(loss=loss)), platform=CPU1).optim
     assert (o.optimizer, o.g_lr, o.beta1, o.beta2) == want
+
+
+def test_lr_decay_runs_over_train_steps_and_a_resumed_run_keeps_its_own():
+    def cfg(steps, **optim):
+        return Config(optim=OptimConfig(**optim),
+                      train=dataclasses.replace(Config().train, steps=steps))
+    assert resolve(cfg(900), platform=CPU1).optim.decay_steps is None  # no decay: unused
+    new = resolve(cfg(900, lr_decay="linear"), platform=CPU1)
+    assert new.optim.decay_steps == 900
+    # resumed with --steps 2000: the decay keeps its end (the saved config.json's)
+    assert resolve(cfg(2000, lr_decay="linear"), saved_config=new,
+                   platform=CPU1).optim.decay_steps == 900
+    assert resolve(cfg(2000, lr_decay="linear", decay_steps=5000),
+                   platform=CPU1).optim.decay_steps == 5000  # explicit wins
+    with pytest.raises(ValueError, match=r"optim.decay_start must be in \[0, 1\)"):
+        OptimConfig(decay_start=1.0)
 
 
 @pytest.mark.parametrize("model, platform, want", [

@@ -90,3 +90,28 @@ def test_nonfinite_loss_is_reported_in_metrics(wgan_gp):
     _, m = fns.iteration(state, clean.replace(real=real))
     assert float(m["nonfinite"]) == 1.0
     assert not np.isfinite(float(m["d_loss"]))
+
+
+def test_linear_lr_decay_of_both_optimizers():
+    """optim.lr_decay linear over 10 G steps, decay from step 5: G's rate per update, and D's
+    per critic update (n_critic 5 per G step, so 50 updates), both constant to the middle and
+    0 at the end. Read off Adam's first update on a constant gradient (|update| = lr there)."""
+    from specgan_jax.engine.losses import make_optimizers
+    g_tx, d_tx = make_optimizers(LossConfig(), OptimConfig(g_lr=1e-3, d_lr=2e-3,
+                                                           lr_decay="linear", decay_steps=10))
+
+    def rates(tx, n):
+        p, out = {"w": jnp.ones(())}, []
+        state = tx.init(p)
+        for _ in range(n):
+            u, state = tx.update({"w": jnp.ones(())}, state, p)
+            out.append(float(-u["w"]))
+        return np.array(out)
+
+    g = rates(g_tx, 10)
+    np.testing.assert_allclose(g, 1e-3 * np.r_[[1.0] * 6, 0.8, 0.6, 0.4, 0.2], rtol=1e-5)
+    d = rates(d_tx, 50)
+    np.testing.assert_allclose(d[:26], 2e-3, rtol=1e-5)
+    np.testing.assert_allclose(d[26:], 2e-3 * (1 - np.arange(1, 25) / 25), rtol=1e-5, atol=1e-9)
+    with pytest.raises(ValueError, match="needs optim.decay_steps"):
+        make_optimizers(LossConfig(), OptimConfig(lr_decay="linear"))

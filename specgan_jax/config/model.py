@@ -205,6 +205,13 @@ class OptimConfig:
     lsgan:   RMSProp(1e-4)                 wgan:  RMSProp(5e-5)
     ns-r1:   Adam(1e-4, b1=0, b2=0.99)     hinge: Adam(g 1e-4, d 4e-4, b1=0, b2=0.9) (TTUR)
     RMSProp follows TF (decay 0.9, accumulator starting at ones).
+
+    lr_decay "linear": both learning rates stay constant for the first `decay_start` of
+    `decay_steps` generator steps, then fall linearly to 0 at `decay_steps` (the schedule of
+    CycleGAN, Zhu et al. 2017: constant for half the run, then linear to zero). The critic's
+    schedule runs over its own updates (n_critic per generator step), so both reach 0 together.
+    decay_steps None: train.steps, settled when the config is resolved and kept on resume.
+    "none" (the original's): constant rates.
     """
 
     optimizer: Optional[Literal["adam", "rmsprop"]] = None
@@ -212,6 +219,9 @@ class OptimConfig:
     d_lr: Optional[float] = None
     beta1: Optional[float] = None  # Adam only
     beta2: Optional[float] = None  # Adam only
+    lr_decay: Literal["none", "linear"] = "none"
+    decay_start: float = 0.5  # fraction of decay_steps
+    decay_steps: Optional[int] = None
 
     def __post_init__(self):
         check_literals(self, "optim")
@@ -219,3 +229,7 @@ class OptimConfig:
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise ValueError(f"optim.{name} must be > 0; got {v}")
+        if not 0 <= self.decay_start < 1:
+            raise ValueError(f"optim.decay_start must be in [0, 1); got {self.decay_start}")
+        if self.decay_steps is not None and self.decay_steps < 1:
+            raise ValueError(f"optim.decay_steps must be >= 1; got {self.decay_steps}")

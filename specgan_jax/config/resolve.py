@@ -12,6 +12,7 @@ are the same values:
     loss.cond_start/_ramp  None -> fractions of train.steps (conditional), else 0; a resumed
                            run keeps the values of its config.json
     optim.*                None -> the original's settings for the loss (OPTIMIZER_DEFAULTS)
+    optim.decay_steps      None -> train.steps under lr_decay (a resumed run keeps its own)
     ema.kimg               None -> batch_size * 10 / 32 (StyleGAN2-ADA's automatic half-life)
     diffaug.ada_target     None -> 0.3 for the "heldout" signal, 0.6 for "midpoint"
     train.loop             "auto" -> "scan"
@@ -220,6 +221,17 @@ def cond_schedule(config, saved_config=None) -> tuple[int, int]:
             ramp if lc.cond_ramp is None else lc.cond_ramp)
 
 
+def decay_steps(config, saved_config=None) -> Optional[int]:
+    """optim.decay_steps with None fixed under lr_decay: train.steps for a new run; a resumed
+    run keeps its own (as cond_schedule), so that raising --steps on resume does not restart
+    the decay; None (unused) without lr_decay."""
+    o = config.optim
+    if o.lr_decay == "none" or o.decay_steps is not None:
+        return o.decay_steps
+    saved = getattr(saved_config.optim, "decay_steps", None) if saved_config else None
+    return saved if saved is not None else config.train.steps
+
+
 def _settle(config, data: Optional[DataSummary], saved_config, platform: Optional[Platform]):
     """`config` with every auto / None option settled (no checks); platform None keeps
     model.conv_impl as given."""
@@ -236,7 +248,10 @@ def _settle(config, data: Optional[DataSummary], saved_config, platform: Optiona
     if train.loop == "auto":
         train = rep(train, loop="scan")
     return rep(config, model=model, loss=rep(config.loss, cond_start=start, cond_ramp=ramp),
-               optim=OptimConfig(**resolved_optimizer(config.loss, config.optim)),
+               optim=OptimConfig(**resolved_optimizer(config.loss, config.optim),
+                                 lr_decay=config.optim.lr_decay,
+                                 decay_start=config.optim.decay_start,
+                                 decay_steps=decay_steps(config, saved_config)),
                ema=ema, diffaug=rep(config.diffaug, ada_target=config.diffaug.target),
                train=train)
 

@@ -232,10 +232,18 @@ def make_optimizers(loss_cfg: LossConfig, optim_cfg: OptimConfig):
     """
     o = resolved_optimizer(loss_cfg, optim_cfg)
 
-    def one(lr):
+    def one(lr, updates_per_step):
+        if optim_cfg.lr_decay == "linear":
+            if optim_cfg.decay_steps is None:
+                raise ValueError("optim.lr_decay='linear' needs optim.decay_steps (resolving "
+                                 "the config sets it to train.steps)")
+            # optax counts this optimizer's updates: the critic's n_critic per G step
+            total = optim_cfg.decay_steps * updates_per_step
+            begin = round(optim_cfg.decay_start * total)
+            lr = optax.linear_schedule(lr, 0.0, max(total - begin, 1), begin)
         if o["optimizer"] == "adam":
             return optax.adam(lr, b1=o["beta1"], b2=o["beta2"], eps=ADAM_EPS)
         return optax.rmsprop(lr, decay=RMSPROP_DECAY, eps=RMSPROP_EPS, initial_scale=1.0,
                              eps_in_sqrt=False)
 
-    return one(o["g_lr"]), one(o["d_lr"])
+    return one(o["g_lr"], 1), one(o["d_lr"], loss_cfg.n_critic)
