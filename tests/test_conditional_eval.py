@@ -42,7 +42,10 @@ CSV_ROUNDING_EFFECT = 1e-4
 # amplified by the covariance square root
 REORDERED = 1e-4
 NAMES = ["low", "high"]
-FAST = dict(kid_subsets=10, classifier_steps=40, classifier_batch_size=16)
+# The per-class metrics' evaluator; no train-on-synthetic classifiers (tstr_seeds 0: each
+# evaluate() would train 2 x 3 of them): those are tests/test_eval_tstr.py's, and this file's
+# evaluate_run and periodic tests run them at 1 seed.
+FAST = dict(kid_subsets=10, classifier_steps=40, classifier_batch_size=16, tstr_seeds=0)
 
 
 def two_class(n_per_class, seed):
