@@ -118,13 +118,16 @@ def test_cond_schedule_default_is_fixed_from_the_steps_when_a_run_starts(tmp_pat
 
 
 def test_conditional_demo_trains_long_enough_for_the_transition():
-    """`train.py --model.conditional` with no data: 800 steps (the unconditional demo 480)."""
-    def steps(*argv):
-        return train_cli.resolve_config(train_cli.build_parser().parse_args(argv))[0].train.steps
+    """`train.py --model.conditional` with no data: 800 steps at constant rates 5e-4, as
+    measured (the unconditional demo: 1000 steps at 2e-3, decayed)."""
+    def resolved(*argv):
+        return train_cli.resolve_config(train_cli.build_parser().parse_args(argv))[0]
 
-    assert steps("--model.conditional") == 800
-    assert steps() == 480
-    assert steps("--model.conditional", "--steps", "100") == 100
+    cond, uncond = resolved("--model.conditional"), resolved()
+    assert (cond.train.steps, cond.optim.g_lr, cond.optim.lr_decay) == (800, 5e-4, "none")
+    assert (uncond.train.steps, uncond.optim.g_lr, uncond.optim.lr_decay) == \
+        (1000, 2e-3, "linear")
+    assert resolved("--model.conditional", "--steps", "100").train.steps == 100
 
 
 @pytest.fixture(scope="module")
