@@ -4,7 +4,8 @@ A reader, or a process killed mid-write, sees the old file or the new one, never
 (os.replace is atomic within a filesystem). Every artefact the project writes — config.json,
 moments.npz, previews, generated CSVs, eval.json, exported weights — goes through here.
 Temporary names start with ".tmp-", so a crash leaves at most such a file, never a truncated
-real one.
+real one. The file gets the permissions a plain open() would give it (0666 less the umask):
+mkstemp's own 0600 would hide a user's generated files from their group.
 """
 
 from __future__ import annotations
@@ -13,6 +14,15 @@ import contextlib
 import os
 import tempfile
 from typing import IO, Iterator
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it; set back at once, at import time
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -29,6 +39,7 @@ def atomic_open(path: str, mode: str = "w", *, fsync: bool = False) -> Iterator[
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             yield fh
             if fsync:

@@ -164,3 +164,15 @@ def test_metrics_log_rows_nan_and_truncate(tmp_path):
     log.write(40, {"g_loss": float("inf")})
     log.close()
     assert read_metrics(str(tmp_path / "metrics.jsonl"))[-1]["g_loss"] == "inf"  # strict JSON
+
+
+def test_atomic_writes_get_a_plain_files_permissions(tmp_path):
+    """0666 less the umask, as open() gives (mkstemp's 0600 would hide generated files from the
+    user's group): under umask 022 that is 0644, as a file open() writes beside it."""
+    from specgan_jax import atomic
+
+    atomic.write_text(str(tmp_path / "a.json"), "{}")
+    with open(tmp_path / "plain.txt", "w") as fh:
+        fh.write("x")
+    mode = lambda name: os.stat(tmp_path / name).st_mode & 0o777  # noqa: E731
+    assert mode("a.json") == mode("plain.txt") == atomic.FILE_MODE
