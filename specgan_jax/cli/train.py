@@ -17,9 +17,10 @@ from specgan_jax.cli import flags
 from specgan_jax.config import (CONDITIONAL_DEMO_PRESET, DEMO_PRESET, PRESETS, Config,
                                 LaunchConfig)
 from specgan_jax.config.resolve import Platform, check_options, resolve
-from specgan_jax.config_json import config_from_dict, config_json_text, load_config_json, merge
+from specgan_jax.config_json import (config_from_dict, config_json_text, config_to_dict,
+                                     load_config_json, merge)
 from specgan_jax.errors import ConfigError, SpecganError
-from specgan_jax.run.run_dir import default_run_name
+from specgan_jax.run.run_dir import default_run_name, is_run_config
 from specgan_jax.training import distributed as dist_lib
 from specgan_jax.training.loop import train_and_evaluate
 from specgan_jax.training.setup import data_summary, saved_config
@@ -100,6 +101,11 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, bool]:
     file_over = load_config_json(args.config, Config) if args.config else {}
     if not isinstance(file_over, dict):
         raise ConfigError(f"{args.config}: expected a JSON object")
+    if args.config and is_run_config(args.config):
+        # A run's config.json is a complete record of what the run trained with: an option it
+        # lacks was added after it was written and means its default (the behaviour then),
+        # never a preset's value (the demo's lr_decay would otherwise break its resume).
+        file_over = config_to_dict(config_from_dict(Config, file_over, source=args.config))
     flag_over = flags.overrides_from_args(args, Config)
     given = merge(file_over, flag_over)
     demo = not (given.get("data", {}).get("path") or given.get("data", {}).get("file_list"))

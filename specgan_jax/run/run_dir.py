@@ -54,6 +54,14 @@ def best_checkpoints(metric: str) -> str:
     return f"checkpoints_best_{metric}"
 
 
+def is_run_config(path: str) -> bool:
+    """Whether `path` is a run directory's config.json (a checkpoints folder beside it), i.e.
+    a complete record written by train.py, not a hand-written partial config file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return (os.path.basename(path) == CONFIG
+            and os.path.isdir(os.path.join(folder, CHECKPOINTS)))
+
+
 def load_run_config(workdir: str) -> Config:
     """The Config saved in a run directory (ConfigError naming the file if bad)."""
     path = os.path.join(workdir, CONFIG)
