@@ -54,11 +54,19 @@ def pytest_configure(config):
     jax.config.update("jax_compilation_cache_max_size", 8 << 30)
 
 
-# The longest single test, the parity suite once more on a second instruction set (a subprocess
-# on one core: 221 s of a 2-worker run), goes first: started at its collection place, near the
-# end, it ran on alone after the other worker had finished.
+# Test files go to the workers in this order (pyproject's --no-loadscope-reorder hands them
+# out as collected): the longest single test first, the parity suite once more on a second
+# instruction set (a subprocess on one core, 196 s of a 15-minute 2-worker run), then the files
+# with the most tests first (xdist's own default order). With xdist's reordering, by test count,
+# that one-test file went last and ran alone for its 196 s after the other worker had finished.
 _FIRST = "parity_tests/test_second_isa.py"
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: item.nodeid.split("::")[0] != _FIRST)
+    per_file: dict[str, int] = {}
+    for item in items:
+        f = item.nodeid.split("::")[0]
+        per_file[f] = per_file.get(f, 0) + 1
+    items.sort(key=lambda item: (item.nodeid.split("::")[0] != _FIRST,
+                                 -per_file[item.nodeid.split("::")[0]],
+                                 item.nodeid.split("::")[0]))
