@@ -41,10 +41,17 @@ def test_parity_suite_on_a_second_instruction_set():
     # roundings by ~1e-7 relative, which flips a bf16 rounding with probability ~1e-7 / 3.9e-3
     # and moves the normwise errors those tests bound by orders of magnitude less than their
     # margins. It was half of this pass's time (about 300 of 600 s on 2 cores).
+    # Not test_shapes.py (shapes only, through jax.eval_shape) nor test_convert.py (bit-exact
+    # permutations of weights): no rounding in either. Not test_nonsquare.py: the layers and
+    # losses of test_forward and test_losses at two more shapes, with test points made
+    # well-posed by the same kink machinery; this pass runs them at 128 x 128 (the non-default
+    # conv_impls' gradients at other shapes are then checked on the default instruction set
+    # only). Without these three files the pass took 113 s alone on the 2-core dev machine.
     here = Path(__file__).relative_to(ROOT)
+    skip = [here, here.parent / "test_bf16.py", here.parent / "test_shapes.py",
+            here.parent / "test_convert.py", here.parent / "test_nonsquare.py"]
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-k",
-           "not fp64", "parity_tests", f"--ignore={here}",
-           f"--ignore={here.parent / 'test_bf16.py'}"]
+           "not fp64", "parity_tests", *[f"--ignore={p}" for p in skip]]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     out = proc.stdout + proc.stderr
     # the switch really happened: the child's report header names the kernels it used
