@@ -17,6 +17,7 @@ programs when it changes (`jax.clear_caches`), and every module's programs come 
 directory's setting; toggled back, a program gives the default's numbers bitwise. Subprocesses
 inherit it through JAX_DISABLE_MOST_OPTIMIZATIONS."""
 
+import collections
 import os
 import tempfile
 from pathlib import Path
@@ -63,10 +64,7 @@ _FIRST = "parity_tests/test_second_isa.py"
 
 
 def pytest_collection_modifyitems(config, items):
-    per_file: dict[str, int] = {}
-    for item in items:
-        f = item.nodeid.split("::")[0]
-        per_file[f] = per_file.get(f, 0) + 1
-    items.sort(key=lambda item: (item.nodeid.split("::")[0] != _FIRST,
-                                 -per_file[item.nodeid.split("::")[0]],
-                                 item.nodeid.split("::")[0]))
+    file_of = {item: item.nodeid.split("::")[0] for item in items}
+    per_file = collections.Counter(file_of.values())
+    items.sort(key=lambda item: (file_of[item] != _FIRST, -per_file[file_of[item]],
+                                 file_of[item]))

@@ -101,17 +101,16 @@ def resolve_config(args: argparse.Namespace) -> tuple[Config, bool]:
     file_over = load_config_json(args.config, Config) if args.config else {}
     if not isinstance(file_over, dict):
         raise ConfigError(f"{args.config}: expected a JSON object")
-    if args.config and is_run_config(args.config):
-        # A run's config.json is a complete record of what the run trained with: an option it
-        # lacks was added after it was written and means its default (the behaviour then),
-        # never a preset's value (the demo's lr_decay would otherwise break its resume).
-        file_over = config_to_dict(config_from_dict(Config, file_over, source=args.config))
     flag_over = flags.overrides_from_args(args, Config)
+    if args.config:
+        file_cfg = config_from_dict(Config, file_over, source=args.config)  # errors name it
+        if is_run_config(args.config):
+            # A run's config.json is a complete record of what the run trained with: an option
+            # it lacks was added after it was written and means its default (the behaviour
+            # then), never a preset's value (the demo's lr_decay would break its resume).
+            file_over = config_to_dict(file_cfg)
     given = merge(file_over, flag_over)
     demo = not (given.get("data", {}).get("path") or given.get("data", {}).get("file_list"))
-    # Validate the file alone first so its errors name it.
-    if args.config:
-        config_from_dict(Config, file_over, source=args.config)
     demo_preset = {}
     if demo:
         cond = given.get("model", {}).get("conditional")

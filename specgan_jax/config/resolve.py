@@ -228,7 +228,7 @@ def decay_steps(config, saved_config=None) -> Optional[int]:
     o = config.optim
     if o.lr_decay == "none" or o.decay_steps is not None:
         return o.decay_steps
-    saved = getattr(saved_config.optim, "decay_steps", None) if saved_config else None
+    saved = saved_config.optim.decay_steps if saved_config is not None else None
     return saved if saved is not None else config.train.steps
 
 
